@@ -1,0 +1,69 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-only memory map of a whole file.
+///
+/// Models are far larger than what we want to copy: readers look at the bytes in place and
+/// the kernel pages them in on demand. `release(_:)` tells the kernel that a range is no
+/// longer needed, which keeps the resident size of a streaming conversion bounded.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    public var count: Int { bytes.count }
+
+    /// Maps `path` read-only. An empty file maps to an empty buffer.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError.cannotOpen(path: path, reason: "is a directory") }
+        let size = Int(st.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw FileError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: base, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+
+    /// Hints that `range` will be read front to back soon.
+    public func willNeed(_ range: Range<Int>) { advise(range, MADV_WILLNEED) }
+
+    /// Drops the pages of `range` from this process's resident set (they stay in the page cache).
+    public func release(_ range: Range<Int>) { advise(range, MADV_DONTNEED) }
+
+    private func advise(_ range: Range<Int>, _ advice: Int32) {
+        guard let base = bytes.baseAddress, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(bytes.count, range.upperBound)
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, advice)
+    }
+}
+
+/// Errors of plain file access, each naming the file.
+public enum FileError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
+    case notFound(path: String, hint: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
+        case let .cannotWrite(path, reason): return "\(path): cannot write: \(reason)"
+        case let .notFound(path, hint): return "\(path): not found; \(hint)"
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file written under a temporary name in the destination's folder and renamed into place
+/// by `commit()`; if it is dropped without a commit the temporary file is removed.
+///
+/// This is how every tool writes: on any error the destination either keeps its old
+/// content or does not exist, never half a model.
+public final class OutputFile {
+    public let finalPath: String
+    public let temporaryPath: String
+    private var fd: Int32
+    private var committed = false
+    /// Bytes written so far (the current end of the file).
+    public private(set) var position: UInt64 = 0
+
+    public init(path: String) throws {
+        finalPath = path
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw FileError.cannotWrite(path: path, reason: "folder \(dir) does not exist")
+        }
+        var template = Array((dir + "/." + url.lastPathComponent + ".tmp-XXXXXX").utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw FileError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fchmod(fd, 0o644)
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        if !committed { unlink(temporaryPath) }
+    }
+
+    /// Appends bytes at the end.
+    public func write(_ data: UnsafeRawBufferPointer) throws {
+        try write(data, at: position)
+        position += UInt64(data.count)
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Appends zero bytes until the end is a multiple of `alignment`.
+    public func pad(to alignment: Int) throws {
+        let rem = Int(position % UInt64(alignment))
+        if rem != 0 { try write([UInt8](repeating: 0, count: alignment - rem)) }
+    }
+
+    /// Writes bytes at an absolute offset without moving the end.
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        var done = 0
+        while done < data.count {
+            let n = pwrite(fd, data.baseAddress! + done, data.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError.cannotWrite(path: finalPath, reason: String(cString: strerror(errno)))
+            }
+            done += n
+        }
+    }
+
+    /// Flushes and renames the temporary file onto the destination.
+    public func commit() throws {
+        guard fsync(fd) == 0 || errno == EINVAL else {
+            throw FileError.cannotWrite(path: finalPath, reason: String(cString: strerror(errno)))
+        }
+        close(fd)
+        fd = -1
+        guard rename(temporaryPath, finalPath) == 0 else {
+            throw FileError.cannotWrite(path: finalPath, reason: String(cString: strerror(errno)))
+        }
+        committed = true
+    }
+}

@@ -1,0 +1,1 @@
+print("eqconvert: not yet")

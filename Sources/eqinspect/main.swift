@@ -1,0 +1,1 @@
+print("eqinspect: not yet")
