@@ -1,1 +1,123 @@
-print("eqconvert: not yet")
+import ArgumentParser
+import EasyQuant
+import Foundation
+
+/// eqconvert: safetensors → .eqm (quantize), or .eqm → safetensors (dequantize).
+struct EQConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eqconvert",
+        abstract: "Quantize a safetensors model into an .eqm file, or turn an .eqm file back into safetensors.",
+        discussion: """
+        INPUT is a .safetensors file or a Hugging Face model folder (model.safetensors or sharded, with \
+        config.json and tokenizer files beside it); OUTPUT is the .eqm to write. Given an .eqm INPUT, \
+        OUTPUT is a .safetensors file (or an existing folder, which receives model.safetensors, \
+        config.json and the tokenizer files) holding the dequantized weights.
+        """,
+        version: EasyQuantVersion.string)
+
+    @Argument(help: "Source model: .safetensors file, model folder, or .eqm file.")
+    var input: String
+
+    @Argument(help: "File to write: .eqm when quantizing, .safetensors (or a folder) when dequantizing.")
+    var output: String
+
+    @Option(help: "Quantization method: \(QuantizationMethods.names.joined(separator: ", ")).")
+    var method = "absmax"
+
+    @Option(help: "Scale granularity: channel (one per output channel), tensor, or group:N.")
+    var granularity = "channel"
+
+    @Option(help: "Code width in bits, 2 to 8 (8 and 4 are the common ones).")
+    var bits = 8
+
+    @Option(help: "Keep tensors matching PATTERN in float (glob, or substring without wildcards). Repeatable.")
+    var keep: [String] = []
+
+    @Option(help: "zstd compression level (1 fast ... 19 small).")
+    var zstdLevel = 3
+
+    @Option(help: "Threads to use (default: all cores).")
+    var threads = Parallel.defaultThreads
+
+    @Option(help: "Element type of the safetensors written when dequantizing: f32, f16 or bf16.")
+    var dtype = "f32"
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard Granularity(granularity) != nil else {
+            throw ValidationError("--granularity must be channel, tensor or group:N (N > 0), not \(granularity)")
+        }
+        guard (2...8).contains(bits) else { throw ValidationError("--bits must be between 2 and 8, not \(bits)") }
+        guard Zstd.levelRange.contains(zstdLevel) else {
+            throw ValidationError("--zstd-level must be in \(Zstd.levelRange.lowerBound)...\(Zstd.levelRange.upperBound)")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard ["f32", "f16", "bf16"].contains(dtype) else { throw ValidationError("--dtype must be f32, f16 or bf16") }
+        guard QuantizationMethods.names.contains(method) else {
+            throw ValidationError("unknown --method \(method); choose one of: \(QuantizationMethods.names.joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        try ToolPaths.refuseSameFile(input: input, output: output)
+        if EQMSniffer.isEQM(path: input) {
+            try dequantize()
+        } else {
+            try quantize()
+        }
+    }
+
+    func quantize() throws {
+        let source = try SafetensorsModel(path: input)
+        let options = ConversionOptions(method: method, bits: bits, granularity: Granularity(granularity)!,
+                                        keep: keep, zstdLevel: zstdLevel, threads: threads)
+        let bar = ProgressBar(label: "quantizing", unit: "MB", scale: 1e6)
+        let report = try ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }
+        bar.finish()
+        if json {
+            print(report.json.prettyPrinted())
+            return
+        }
+        print(TextTable.keyValue([
+            ("source", report.source),
+            ("output", report.output),
+            ("method", "\(report.method), \(report.bits)-bit, granularity \(report.granularity)"),
+            ("tensors", "\(report.quantized) quantized, \(report.kept) kept in float, \(report.dropped.count) dropped"),
+            ("input", Format.bytes(report.inputBytes)),
+            ("output size", Format.bytes(report.outputBytes) + "  (\(Format.fixed(report.ratio, 2))x smaller)"),
+            ("bits per weight", Format.fixed(report.bitsPerWeight, 3) + " (quantized tensors), " + Format.fixed(report.bitsPerParameter, 3) + " (all tensors)"),
+            ("time", Format.duration(report.seconds) + "  (\(Format.fixed(report.megabytesPerSecond, 0)) MB/s of input)"),
+        ]), terminator: "")
+        if !report.dropped.isEmpty {
+            FileHandle.standardError.write("note: dropped \(report.dropped.count) attention mask buffers (\(report.dropped.first!), ...): they are not weights and GPT-2 rebuilds them\n".data(using: .utf8)!)
+        }
+    }
+
+    func dequantize() throws {
+        let eqm = try EQMFile(path: input)
+        let dt = DType(rawValue: dtype.uppercased())!
+        let bar = ProgressBar(label: "dequantizing", total: eqm.tensors.count, unit: "")
+        let report = try SafetensorsExporter(dtype: dt, threads: threads).export(eqm, to: output) { done, _ in bar.update(done) }
+        bar.finish()
+        if json {
+            print(JSONValue.makeObject([
+                ("source", .string(report.source)), ("output", .string(report.output)), ("dtype", .string(report.dtype.rawValue)),
+                ("tensors", JSONValue(report.tensors)), ("input_bytes", JSONValue(report.inputBytes)),
+                ("output_bytes", JSONValue(report.outputBytes)), ("seconds", .double(report.seconds)),
+            ]).prettyPrinted())
+            return
+        }
+        print(TextTable.keyValue([
+            ("source", report.source),
+            ("output", report.output + "  (\(report.dtype.rawValue), dequantized)"),
+            ("tensors", "\(report.tensors)"),
+            ("input", Format.bytes(report.inputBytes)),
+            ("output size", Format.bytes(report.outputBytes)),
+            ("time", Format.duration(report.seconds)),
+        ]), terminator: "")
+    }
+}
+
+EQConvert.main()

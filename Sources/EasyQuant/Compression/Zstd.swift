@@ -57,6 +57,12 @@ public enum Zstd {
 
     /// Decodes one whole frame into a new array of `size` bytes.
     public static func decompress(_ frame: UnsafeRawBufferPointer, size: Int) throws -> [UInt8] {
+        // Check the declared size before allocating, so a damaged header cannot ask for terabytes.
+        let declared = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
+        if declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN {
+            throw Failure.corrupt("frame does not declare its content size")
+        }
+        if declared != UInt64(size) { throw Failure.sizeMismatch(expected: size, found: Int(clamping: declared)) }
         var out = [UInt8](repeating: 0, count: size)
         try out.withUnsafeMutableBytes { try decompress(frame, into: $0) }
         return out

@@ -17,15 +17,15 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        let lock = NSLock()
+        let lock = Lock()
         var next = 0
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 while true {
-                    lock.lock()
-                    let i = next
-                    next += 1
-                    lock.unlock()
+                    let i = lock.withLock { () -> Int in
+                        defer { next += 1 }
+                        return next
+                    }
                     if i >= count { return }
                     body(i)
                 }
@@ -36,27 +36,24 @@ public enum Parallel {
     /// Like `forEach`, for a body that throws: the first error stops the hand-out of new
     /// indices and is rethrown once the running ones finish.
     public static func forEachThrowing(_ count: Int, threads: Int = defaultThreads, _ body: (Int) throws -> Void) throws {
-        let lock = NSLock()
+        let lock = Lock()
         var firstError: Error?
         forEach(count, threads: threads) { i in
-            lock.lock()
-            let stop = firstError != nil
-            lock.unlock()
-            if stop { return }
+            if lock.withLock({ firstError != nil }) { return }
             do { try body(i) } catch {
-                lock.lock()
-                if firstError == nil { firstError = error }
-                lock.unlock()
+                lock.withLock { if firstError == nil { firstError = error } }
             }
         }
         if let firstError { throw firstError }
     }
 
-    /// Splits 0..<count into about `threads` contiguous ranges and runs them in parallel.
+    /// Splits 0..<count into about `threads` contiguous ranges of at least `minimumChunk`
+    /// and runs them in parallel.
     public static func forRanges(_ count: Int, threads: Int = defaultThreads, minimumChunk: Int = 1,
                                  _ body: (Range<Int>) -> Void) {
+        if count == 0 { return }
         let chunks = max(1, min(threads, count / max(1, minimumChunk)))
-        let size = (count + chunks - 1) / max(1, chunks)
+        let size = (count + chunks - 1) / chunks
         forEach(chunks, threads: threads) { c in
             let lo = c * size
             let hi = min(count, lo + size)

@@ -1,0 +1,237 @@
+import Foundation
+
+/// What the user asked a conversion to do.
+public struct ConversionOptions: Sendable {
+    public var method: String
+    public var bits: Int
+    public var granularity: Granularity
+    /// Tensors matching any of these stay in float (see `TensorSelection`).
+    public var keep: [String]
+    public var zstdLevel: Int
+    public var threads: Int
+    /// Whether to embed the tokenizer files found beside the source.
+    public var embedTokenizer: Bool
+
+    public init(method: String = "absmax", bits: Int = 8, granularity: Granularity = .channel, keep: [String] = [],
+                zstdLevel: Int = 3, threads: Int = Parallel.defaultThreads, embedTokenizer: Bool = true) {
+        self.method = method; self.bits = bits; self.granularity = granularity; self.keep = keep
+        self.zstdLevel = zstdLevel; self.threads = threads; self.embedTokenizer = embedTokenizer
+    }
+}
+
+/// What happens to each source tensor.
+public enum TensorAction: Equatable, Sendable {
+    /// Quantized along output axis `axis`.
+    case quantize(axis: Int)
+    /// Stored as F32, with the reason.
+    case keep(String)
+    /// Left out of the file, with the reason.
+    case drop(String)
+}
+
+/// Decides, per tensor name and shape, whether it is quantized, kept or dropped.
+public struct TensorSelection: Sendable {
+    public var keepPatterns: [String]
+    public init(keepPatterns: [String]) { self.keepPatterns = keepPatterns }
+
+    /// Every 2-D weight is quantized (embeddings included); 1-D tensors (biases, LayerNorm)
+    /// and `--keep` matches stay in float; GPT-2's attention mask buffers are dropped.
+    public func action(for name: String, shape: [Int], dtype: DType) -> TensorAction {
+        if GPT2Names.isMaskBuffer(name) { return .drop("attention mask buffer, not a weight") }
+        if let p = keepPatterns.first(where: { Self.matches(name, pattern: $0) }) { return .keep("--keep \(p)") }
+        guard dtype.isFloatingPoint else { return .keep("\(dtype.rawValue) is not a float type") }
+        guard shape.count == 2 else { return .keep(shape.count < 2 ? "\(shape.count)-D tensor" : "\(shape.count)-D tensor (only matrices are quantized)") }
+        return .quantize(axis: GPT2Names.outputAxis(of: name))
+    }
+
+    /// A pattern with `*`, `?` or `[` is a glob over the whole name (with or without the
+    /// `transformer.` prefix); a plain pattern matches any name that contains it.
+    public static func matches(_ name: String, pattern: String) -> Bool {
+        if pattern.contains(where: { "*?[".contains($0) }) {
+            return fnmatch(pattern, name, 0) == 0 || fnmatch(pattern, GPT2Names.canonical(name), 0) == 0
+        }
+        return name.contains(pattern)
+    }
+}
+
+/// What a conversion did, for the summary the tool prints.
+public struct ConversionReport: Sendable {
+    public var source: String
+    public var output: String
+    public var method: String
+    public var granularity: String
+    public var bits: Int
+    public var quantized = 0
+    public var kept = 0
+    public var dropped: [String] = []
+    /// Bytes of the source files.
+    public var inputBytes = 0
+    /// Bytes of the `.eqm` file.
+    public var outputBytes = 0
+    /// Elements of quantized tensors, and the bytes their codes, scales and zero points take.
+    public var quantizedElements = 0
+    public var quantizedStoredBytes = 0
+    /// Elements of all stored tensors, and the bytes all their blobs take.
+    public var totalElements = 0
+    public var tensorStoredBytes = 0
+    public var seconds = 0.0
+
+    /// Stored bits per quantized weight (codes plus scales and zero points, compressed).
+    public var bitsPerWeight: Double { quantizedElements == 0 ? 0 : Double(quantizedStoredBytes * 8) / Double(quantizedElements) }
+    /// Stored bits per parameter over all tensors (quantized and float; tokenizer and header excluded).
+    public var bitsPerParameter: Double { totalElements == 0 ? 0 : Double(tensorStoredBytes * 8) / Double(totalElements) }
+    public var ratio: Double { outputBytes == 0 ? 0 : Double(inputBytes) / Double(outputBytes) }
+    public var megabytesPerSecond: Double { seconds == 0 ? 0 : Double(inputBytes) / 1e6 / seconds }
+}
+
+/// Converts a safetensors model into an `.eqm` file: reader → quantizer → writer.
+///
+/// Tensors are read from the memory map, quantized and compressed on `threads` threads,
+/// and written in source order; at most a few tensors are in memory at once, and each
+/// tensor's pages are released once it is done. The source files are hashed on a thread
+/// of their own meanwhile. Nothing appears at `output` unless everything succeeds.
+public struct ModelConverter {
+    public var options: ConversionOptions
+    public var toolVersion: String
+
+    public init(options: ConversionOptions, toolVersion: String = EasyQuantVersion.string) {
+        self.options = options; self.toolVersion = toolVersion
+    }
+
+    /// Runs the conversion. `progress(done, total)` is called with source bytes processed.
+    public func convert(_ source: SafetensorsModel, to output: String,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
+        let start = Date()
+        let method = try QuantizationMethods.make(options.method, bits: options.bits)
+        let selection = TensorSelection(keepPatterns: options.keep)
+        var report = ConversionReport(source: source.path, output: output, method: options.method,
+                                      granularity: options.granularity.description, bits: options.bits)
+        report.inputBytes = source.fileBytes
+
+        // Hash the sources beside the real work.
+        let hashes = BackgroundHashes(paths: source.shards.map(\.path))
+
+        let plan = source.tensors.map { ($0, selection.action(for: $0.name, shape: $0.info.shape, dtype: $0.info.dtype)) }
+        let work = plan.filter { if case .drop = $0.1 { return false } else { return true } }
+        report.dropped = plan.compactMap { if case .drop = $0.1 { return $0.0.name } else { return nil } }
+        let totalBytes = work.reduce(0) { $0 + $1.0.info.byteCount }
+
+        let writer = try EQMWriter(path: output)
+        let options = self.options
+        var done = 0
+        try OrderedPipeline.run(count: work.count, threads: options.threads, window: options.threads + 1, produce: { i in
+            let (tensor, action) = work[i]
+            defer { source.release(tensor) }
+            return try Self.encode(tensor, action: action, from: source, method: method,
+                                   granularity: options.granularity, level: options.zstdLevel)
+        }, consume: { i, pending in
+            let record = try writer.append(pending)
+            if case .quantized = record.encoding {
+                report.quantized += 1
+                report.quantizedElements += record.elementCount
+                report.quantizedStoredBytes += record.storedBytes
+            } else {
+                report.kept += 1
+            }
+            report.totalElements += record.elementCount
+            report.tensorStoredBytes += record.storedBytes
+            done += work[i].0.info.byteCount
+            progress?(done, totalBytes)
+        })
+
+        var metadata: [(String, JSONValue)] = []
+        var model: [(String, JSONValue)] = [("architecture", .string(Self.architecture(of: source)))]
+        if let config = source.config { model.append(("config", config)) }
+        metadata.append(("model", .makeObject(model)))
+        if options.embedTokenizer, !source.tokenizerFiles.isEmpty {
+            var files: [(String, JSONValue)] = []
+            for (name, path) in source.tokenizerFiles {
+                let bytes = try MappedFile(path: path)
+                let blob = try writer.append(CompressedBlob(compressing: bytes.bytes, level: options.zstdLevel))
+                files.append((name, blob.json))
+            }
+            metadata.append(("tokenizer", .makeObject([("files", .makeObject(files))])))
+        }
+        let digests = try hashes.wait()
+        metadata.append(("provenance", .makeObject([
+            ("sources", .array(zip(source.shards, digests).map { shard, digest in
+                .makeObject([("file", .string((shard.path as NSString).lastPathComponent)),
+                             ("bytes", JSONValue(shard.file.count)), ("sha256", .string(digest))])
+            })),
+            ("tool", "eqconvert"),
+            ("tool_version", .string(toolVersion)),
+            ("created", .string(ISO8601DateFormatter().string(from: Date()))),
+        ])))
+        metadata.append(("quantization", .makeObject([
+            ("method", .string(options.method)),
+            ("granularity", .string(options.granularity.description)),
+            ("bits", JSONValue(options.bits)),
+            ("parameters", .makeObject([("zstd_level", JSONValue(options.zstdLevel))])),
+            ("kept", .array(options.keep.map { .string($0) })),
+            ("dropped", .array(report.dropped.map { .string($0) })),
+        ])))
+        report.outputBytes = try writer.finish(metadata: .makeObject(metadata))
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    /// Reads one tensor as floats, quantizes or keeps it, and compresses its blobs.
+    static func encode(_ tensor: SafetensorsModel.Tensor, action: TensorAction, from source: SafetensorsModel,
+                       method: any QuantizationMethod, granularity: Granularity, level: Int) throws -> PendingTensor {
+        let info = tensor.info
+        return try withFloats(of: tensor, in: source) { values in
+            switch action {
+            case .quantize(let axis):
+                let layout = BlockLayout(shape: info.shape, axis: axis, granularity: granularity)
+                let q = try method.quantize(values, layout: layout, name: info.name)
+                return try PendingTensor(name: info.name, quantized: q, sourceDType: info.dtype, level: level)
+            case .keep:
+                return try PendingTensor(name: info.name, floats: Array(values), shape: info.shape, sourceDType: info.dtype, level: level)
+            case .drop:
+                preconditionFailure("dropped tensors are not encoded")
+            }
+        }
+    }
+
+    /// Calls `body` with the tensor's values as floats: straight from the map when the
+    /// source is aligned F32, else converted into a temporary buffer.
+    static func withFloats<R>(of tensor: SafetensorsModel.Tensor, in source: SafetensorsModel,
+                              _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        let raw = source.bytes(of: tensor)
+        let count = tensor.info.elementCount
+        if tensor.info.dtype == .f32, count == 0 || Int(bitPattern: raw.baseAddress) % 4 == 0 {
+            return try body(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: count))
+        }
+        let values = source.floats(of: tensor)
+        return try values.withUnsafeBufferPointer { try body($0) }
+    }
+
+    /// "gpt2" when the config or the tensor names say so.
+    static func architecture(of source: SafetensorsModel) -> String {
+        if let type = source.config?["model_type"]?.stringValue { return type }
+        return source.tensor("wte.weight") != nil || source.tensor("transformer.wte.weight") != nil ? "gpt2" : "unknown"
+    }
+}
+
+/// SHA-256 of files, computed on a background thread.
+final class BackgroundHashes: @unchecked Sendable {
+    private var result: Result<[String], Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(paths: [String]) {
+        Thread.detachNewThread { [self] in
+            result = Result { try paths.map { try SHA256Hasher.hex(ofFile: $0) } }
+            done.signal()
+        }
+    }
+
+    func wait() throws -> [String] {
+        done.wait()
+        return try result!.get()
+    }
+}
+
+/// The version tools write into files and print.
+public enum EasyQuantVersion {
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,82 @@
+/// The numbers that turn one block of floats into codes and back:
+/// `code = method.code(x, p)` and `x ≈ (code - p.zeroPoint) * p.scale`.
+public struct BlockParameters: Sendable, Equatable {
+    /// The dequantization step: what one code unit is worth.
+    public var scale: Float
+    /// The code that represents 0 (an integer; 0 for symmetric methods).
+    public var zeroPoint: Float
+    /// The method's own quantization factor, in whatever form its formula uses
+    /// (a step to divide by, or a multiplier); only `code(_:_:)` reads it.
+    public var factor: Float
+
+    public init(scale: Float, zeroPoint: Float, factor: Float) {
+        self.scale = scale; self.zeroPoint = zeroPoint; self.factor = factor
+    }
+}
+
+/// A weight quantization method: how a block's range becomes parameters, and how one value
+/// becomes a code. Each method is a small type of its own (see `Methods/`); the shared
+/// machinery in `TensorQuantizer` does the walking over blocks, so adding a method means
+/// adding one file and one line in `QuantizationMethods.make`.
+public protocol QuantizationMethod: Sendable {
+    /// The name used on the command line and recorded in files.
+    static var name: String { get }
+    /// Code width in bits (2...8).
+    var bits: Int { get }
+    /// Codes are two's-complement if true, unsigned otherwise.
+    var isSigned: Bool { get }
+    /// Symmetric methods have no zero point (it is always 0).
+    var isSymmetric: Bool { get }
+    /// Parameters for a block whose values lie in `minimum...maximum` (both finite).
+    func parameters(minimum: Float, maximum: Float) -> BlockParameters
+    /// The code of `x` in a block with parameters `p`, already clamped to the code range.
+    func code(_ x: Float, _ p: BlockParameters) -> Int32
+}
+
+extension QuantizationMethod {
+    public var name: String { Self.name }
+    /// The representable codes.
+    public var codeRange: ClosedRange<Int32> {
+        isSigned ? -(Int32(1) << (bits - 1))...((Int32(1) << (bits - 1)) - 1) : 0...((Int32(1) << bits) - 1)
+    }
+}
+
+/// Rounds half to even, as `torch.round` and the IEEE default do.
+@inline(__always) func roundToCode(_ x: Float) -> Float { x.rounded(.toNearestOrEven) }
+
+@inline(__always) func clampCode(_ x: Float, _ lo: Int32, _ hi: Int32) -> Int32 {
+    // Clamp in float first so that out-of-range values never reach the integer conversion.
+    Int32(Swift.min(Swift.max(x, Float(lo)), Float(hi)))
+}
+
+/// Looks methods up by name.
+public enum QuantizationMethods {
+    /// The weight-only methods this version knows.
+    public static let names = ["absmax", "zeropoint", "symquant", "simquant"]
+
+    /// Why a method could not be made.
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case unknownMethod(String)
+        case unsupportedBits(method: String, bits: Int)
+        public var description: String {
+            switch self {
+            case .unknownMethod(let m):
+                return "unknown method \"\(m)\"; choose one of: \(QuantizationMethods.names.joined(separator: ", "))"
+            case let .unsupportedBits(m, b):
+                return "\(m) does not support --bits \(b); use 2 to 8"
+            }
+        }
+    }
+
+    /// The method named `name` at `bits` bits.
+    public static func make(_ name: String, bits: Int = 8) throws -> any QuantizationMethod {
+        guard (2...8).contains(bits) else { throw Failure.unsupportedBits(method: name, bits: bits) }
+        switch name {
+        case AbsMax.name: return AbsMax(bits: bits)
+        case ZeroPoint.name: return ZeroPoint(bits: bits)
+        case SymQuant.name: return SymQuant(bits: bits)
+        case SimQuant.name: return SimQuant(bits: bits)
+        default: throw Failure.unknownMethod(name)
+        }
+    }
+}
