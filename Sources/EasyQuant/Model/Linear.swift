@@ -1,0 +1,193 @@
+/// How the matrix products of a forward pass are computed.
+public enum ComputeMode: String, Sendable, CaseIterable {
+    /// Activations in f32; quantized weights are dequantized tile by tile inside the product.
+    case f32
+    /// Activations quantized per token to int8 on the fly; int8 × int8 products accumulated
+    /// in int32, then rescaled by the activation and weight scales.
+    case int8
+}
+
+/// What a forward pass computes with: the matrix backend (a multi-threaded one for single
+/// large products, a single-threaded one for products run side by side), and the mode.
+public struct ComputeContext: Sendable {
+    public var mode: ComputeMode
+    public var backend: any MatrixBackend
+    /// The same backend limited to one thread, for work already split across threads.
+    public var serialBackend: any MatrixBackend
+    public var threads: Int
+
+    public init(mode: ComputeMode = .f32, backendName: String = MatrixBackends.names[0], threads: Int = Parallel.defaultThreads) {
+        self.mode = mode
+        self.threads = threads
+        backend = MatrixBackends.named(backendName, threads: threads)!
+        serialBackend = MatrixBackends.named(backendName, threads: 1)!
+    }
+}
+
+/// y = x · W + b for a batch of rows, with W stored as the checkpoint stores it:
+/// [in, out] for GPT-2's Conv1D layers, [out, in] for the (tied) output embedding.
+public struct Linear: Sendable {
+    public let weight: WeightMatrix
+    /// True when the stored matrix is [out, in] (one row per output channel).
+    public let outputIsRows: Bool
+    public let bias: [Float]?
+
+    public var inFeatures: Int { outputIsRows ? weight.columns : weight.rows }
+    public var outFeatures: Int { outputIsRows ? weight.rows : weight.columns }
+
+    /// Output channels per parallel tile when weights must be expanded or rescaled.
+    static let tileWidth = 256
+
+    public init(weight: WeightMatrix, outputIsRows: Bool, bias: [Float]?) {
+        self.weight = weight; self.outputIsRows = outputIsRows; self.bias = bias
+        precondition(bias == nil || bias!.count == outFeatures)
+    }
+
+    /// Computes `m` rows: x is [m, in], y is [m, out] (leading dimensions in and out).
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        switch (weight, context.mode) {
+        case (.dense(let w), _):
+            // Dense weights only reach int8 mode if the caller chose to keep them in float.
+            context.backend.sgemm(transA: false, transB: outputIsRows, m: m, n: outFeatures, k: inFeatures, alpha: 1,
+                                  a: x, lda: inFeatures, b: w.values, ldb: w.columns, beta: 0, c: y, ldc: outFeatures)
+            addBias(y, rows: m, columns: 0..<outFeatures)
+        case (.quantized(let w), .f32):
+            forwardDequantizing(w, x, m, y, context)
+        case (.quantized(let w), .int8):
+            let xq = QuantizedActivations(x, rows: m, columns: inFeatures, groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads)
+            forwardInt8(w, xq, y, context)
+        }
+    }
+
+    /// Input elements that share a weight scale (the block's extent along the input axis).
+    func kBlock(_ w: QuantizedWeight) -> Int {
+        min(inFeatures, outputIsRows ? w.blockColumns : w.blockRows)
+    }
+
+    private func addBias(_ y: UnsafeMutablePointer<Float>, rows m: Int, columns: Range<Int>) {
+        guard let bias else { return }
+        bias.withUnsafeBufferPointer { b in
+            for i in 0..<m {
+                let row = y + i * outFeatures
+                for j in columns { row[j] += b[j] }
+            }
+        }
+    }
+
+    /// f32 mode: tiles of output channels are dequantized into a scratch matrix and
+    /// multiplied there, side by side on all threads; the weight is never expanded whole.
+    private func forwardDequantizing(_ w: QuantizedWeight, _ x: UnsafePointer<Float>, _ m: Int,
+                                     _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
+        let n = outFeatures, k = inFeatures
+        let tiles = (n + Self.tileWidth - 1) / Self.tileWidth
+        let yAddress = UnsafeMutableRawPointer(y)
+        Parallel.forEach(tiles, threads: context.threads) { t in
+            let n0 = t * Self.tileWidth, n1 = min(n, n0 + Self.tileWidth), nb = n1 - n0
+            let tile = UnsafeMutablePointer<Float>.allocate(capacity: nb * k)
+            defer { tile.deallocate() }
+            let out = yAddress.assumingMemoryBound(to: Float.self)
+            if outputIsRows {
+                w.dequantize(rows: n0..<n1, columns: 0..<k, into: tile, ld: k)
+                context.serialBackend.sgemm(transA: false, transB: true, m: m, n: nb, k: k, alpha: 1,
+                                            a: x, lda: k, b: tile, ldb: k, beta: 0, c: out + n0, ldc: n)
+            } else {
+                w.dequantize(rows: 0..<k, columns: n0..<n1, into: tile, ld: nb)
+                context.serialBackend.sgemm(transA: false, transB: false, m: m, n: nb, k: k, alpha: 1,
+                                            a: x, lda: k, b: tile, ldb: nb, beta: 0, c: out + n0, ldc: n)
+            }
+            addBias(out, rows: m, columns: n0..<n1)
+        }
+    }
+
+    /// int8 mode: per tile of output channels and per block of inputs sharing a weight
+    /// scale, an exact int8 product, then y += sx·sw·(C − z·Σxq) (+ bias).
+    func forwardInt8(_ w: QuantizedWeight, _ xq: QuantizedActivations, _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
+        let n = outFeatures, k = inFeatures, m = xq.rows
+        let kb = kBlock(w)
+        let kBlocks = (k + kb - 1) / kb
+        let tiles = (n + Self.tileWidth - 1) / Self.tileWidth
+        let yAddress = UnsafeMutableRawPointer(y)
+        Parallel.forEach(tiles, threads: context.threads) { t in
+            let n0 = t * Self.tileWidth, n1 = min(n, n0 + Self.tileWidth), nb = n1 - n0
+            let acc = UnsafeMutablePointer<Int32>.allocate(capacity: m * nb)
+            let scale = UnsafeMutablePointer<Float>.allocate(capacity: nb)
+            let zero = UnsafeMutablePointer<Float>.allocate(capacity: nb)
+            defer { acc.deallocate(); scale.deallocate(); zero.deallocate() }
+            let out = yAddress.assumingMemoryBound(to: Float.self)
+            w.codes.withUnsafeBufferPointer { codes in
+                for g in 0..<kBlocks {
+                    let k0 = g * kb, kLen = min(k, k0 + kb) - k0
+                    let b = outputIsRows ? codes.baseAddress! + n0 * k + k0 : codes.baseAddress! + k0 * n + n0
+                    context.serialBackend.gemmS8S8S32(transA: false, transB: outputIsRows, m: m, n: nb, k: kLen,
+                                                      a: xq.codes + k0, lda: k, b: b, ldb: outputIsRows ? k : n,
+                                                      c: acc, ldc: nb)
+                    for j in 0..<nb {
+                        let s = blockIndex(w, output: n0 + j, input: k0)
+                        scale[j] = w.scales[s]
+                        zero[j] = w.zeroPoints?[s] ?? 0
+                    }
+                    for i in 0..<m {
+                        let row = out + i * n + n0
+                        let cRow = acc + i * nb
+                        let sx = xq.scales[i]
+                        let sum = w.zeroPoints == nil ? 0 : Float(xq.sums![i * xq.groups + g])
+                        if g == 0 {
+                            for j in 0..<nb { row[j] = sx * scale[j] * (Float(cRow[j]) - zero[j] * sum) }
+                        } else {
+                            for j in 0..<nb { row[j] += sx * scale[j] * (Float(cRow[j]) - zero[j] * sum) }
+                        }
+                    }
+                }
+            }
+            addBias(out, rows: m, columns: n0..<n1)
+        }
+    }
+
+    /// The scale index of weight element (input, output).
+    @inline(__always) func blockIndex(_ w: QuantizedWeight, output: Int, input: Int) -> Int {
+        outputIsRows ? (output / w.blockRows) * w.scaleColumns + input / w.blockColumns
+                     : (input / w.blockRows) * w.scaleColumns + output / w.blockColumns
+    }
+}
+
+/// Activations quantized per token (row): x ≈ codes · scale, scale = max|row| / 127, with
+/// the code sums per block of `groupSize` inputs when zero points need them.
+public final class QuantizedActivations {
+    public let rows: Int
+    public let columns: Int
+    public let codes: UnsafeMutablePointer<Int8>
+    public let scales: UnsafeMutablePointer<Float>
+    public let groups: Int
+    public let sums: UnsafeMutablePointer<Int32>?
+
+    public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int, groupSize: Int, withSums: Bool, threads: Int) {
+        self.rows = rows; self.columns = columns
+        codes = .allocate(capacity: max(1, rows * columns))
+        scales = .allocate(capacity: max(1, rows))
+        groups = (columns + groupSize - 1) / max(1, groupSize)
+        sums = withSums ? .allocate(capacity: max(1, rows * groups)) : nil
+        let (codes, scales, sums, groups) = (self.codes, self.scales, self.sums, self.groups)
+        Parallel.forRanges(rows, threads: threads, minimumChunk: 16) { range in
+            for i in range {
+                let src = x + i * columns, dst = codes + i * columns
+                var amax: Float = 0
+                for j in 0..<columns { amax = max(amax, abs(src[j])) }
+                let s = amax / 127
+                scales[i] = s
+                let inv = s > 0 ? 1 / s : 0
+                for j in 0..<columns { dst[j] = Int8((src[j] * inv).rounded(.toNearestOrEven)) }
+                if let sums {
+                    for g in 0..<groups {
+                        var total: Int32 = 0
+                        for j in (g * groupSize)..<min(columns, (g + 1) * groupSize) { total += Int32(dst[j]) }
+                        sums[i * groups + g] = total
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        codes.deallocate(); scales.deallocate(); sums?.deallocate()
+    }
+}
