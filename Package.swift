@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "EasyQuant", targets: ["EasyQuant"]),
         .executable(name: "eqconvert", targets: ["eqconvert"]),
         .executable(name: "eqinspect", targets: ["eqinspect"]),
+        .executable(name: "eqppl", targets: ["eqppl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "eqinspect",
+            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "eqppl",
             dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(

@@ -1,0 +1,46 @@
+import Foundation
+
+/// Finding the pieces an evaluation needs: the model's tokenizer and the text's tokens.
+public enum EvaluationSetup {
+    /// Why the tokenizer or the text could not be had.
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case noTokenizer(model: String)
+        case textNotUTF8(path: String, offset: Int)
+        case textTooShort(path: String, tokens: Int)
+
+        public var description: String {
+            switch self {
+            case .noTokenizer(let m):
+                return "\(m): no tokenizer in the model (no vocab.json + merges.txt or tokenizer.json beside it, none embedded); pass --tokenizer DIR with GPT-2's vocab.json and merges.txt, or convert the model folder that has them"
+            case let .textNotUTF8(p, o):
+                return "\(p): not UTF-8 text (invalid byte sequence at byte \(o)); convert it with iconv -t UTF-8"
+            case let .textTooShort(p, n):
+                return "\(p): only \(n) tokens; perplexity needs at least 2"
+            }
+        }
+    }
+
+    /// The tokenizer from `directory` if given, else the one shipped with the model.
+    public static func tokenizer(for source: any WeightSource, override directory: String?) throws -> GPT2Tokenizer {
+        if let directory { return try GPT2Tokenizer.load(directory: directory) }
+        let files = try source.tokenizerFiles()
+        if let vocab = files["vocab.json"], let merges = files["merges.txt"] {
+            return try GPT2Tokenizer(vocabJSON: vocab, merges: merges)
+        }
+        if let vocab = files["encoder.json"], let merges = files["vocab.bpe"] {
+            return try GPT2Tokenizer(vocabJSON: vocab, merges: merges)
+        }
+        if let json = files["tokenizer.json"] { return try GPT2Tokenizer(tokenizerJSON: json) }
+        throw Failure.noTokenizer(model: source.origin)
+    }
+
+    /// The whole text file as tokens.
+    public static func tokens(ofTextFile path: String, tokenizer: GPT2Tokenizer, threads: Int) throws -> [Int32] {
+        let text = try MappedFile(path: path)
+        do {
+            return try tokenizer.encode(utf8: text.bytes, threads: threads)
+        } catch TokenizerError.invalidUTF8(let offset) {
+            throw Failure.textNotUTF8(path: path, offset: offset)
+        }
+    }
+}

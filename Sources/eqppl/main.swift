@@ -1,0 +1,107 @@
+import ArgumentParser
+import EasyQuant
+import Foundation
+
+/// eqppl: the perplexity of a text under a GPT-2 model, run straight from its file.
+struct EQPPL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eqppl",
+        abstract: "Run GPT-2 from an .eqm, a .safetensors file or a model folder, and print the perplexity of a text.",
+        discussion: """
+        The text is tokenized whole; windows of --ctx tokens advance by --stride; in each window after the \
+        first only the tokens not scored before are scored, each from its full left context in the window; \
+        ppl = exp(total NLL / scored tokens).
+        """,
+        version: EasyQuantVersion.string)
+
+    @Argument(help: "The model: .eqm, .safetensors, or a Hugging Face model folder.")
+    var model: String
+
+    @Argument(help: "A UTF-8 text file.")
+    var text: String
+
+    @Option(help: "Window length in tokens (default: the model's n_positions).")
+    var ctx: Int?
+
+    @Option(help: "Tokens the window advances by (default: --ctx, non-overlapping windows).")
+    var stride: Int?
+
+    @Option(help: "Evaluate only the first N tokens of the text.")
+    var maxTokens: Int?
+
+    @Option(help: "f32 (weights dequantized inside the products) or int8 (activations quantized per token). Default: what the file asks for, else f32.")
+    var compute: String?
+
+    @Option(help: "Matrix backend: \(MatrixBackends.names.joined(separator: ", ")).")
+    var backend = MatrixBackends.names[0]
+
+    @Option(help: "Threads to use (default: all cores).")
+    var threads = Parallel.defaultThreads
+
+    @Option(help: "Folder with vocab.json + merges.txt (or tokenizer.json) to use instead of the model's own tokenizer.")
+    var tokenizer: String?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
+        if let stride, stride < 1 { throw ValidationError("--stride must be at least 1") }
+        if let maxTokens, maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
+        if let compute, ComputeMode(rawValue: compute) == nil { throw ValidationError("--compute must be f32 or int8") }
+        guard MatrixBackends.named(backend) != nil else {
+            throw ValidationError("--backend must be one of \(MatrixBackends.names.joined(separator: ", "))")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let source = try openWeightSource(path: model)
+        let mode = compute.flatMap(ComputeMode.init) ?? (source.prefersInt8Compute ? .int8 : .f32)
+        let network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
+        let tok = try EvaluationSetup.tokenizer(for: source, override: tokenizer)
+        var ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tok, threads: threads)
+        let textTokens = ids.count
+        if let maxTokens, ids.count > maxTokens { ids.removeSubrange(maxTokens...) }
+        guard ids.count >= 2 else { throw EvaluationSetup.Failure.textTooShort(path: text, tokens: ids.count) }
+        if let bad = ids.first(where: { Int($0) >= network.config.vocabSize }) {
+            throw ModelError.unsupported(origin: model, reason: "the tokenizer produced id \(bad) but the model has only \(network.config.vocabSize) tokens; use the tokenizer that belongs to this model (--tokenizer DIR)")
+        }
+
+        let window = min(ctx ?? network.config.contextLength, network.config.contextLength)
+        let settings = PerplexityProtocol(contextLength: window, stride: stride)
+        let context = ComputeContext(mode: mode, backendName: backend, threads: threads)
+        let evaluator = PerplexityEvaluator(model: network, context: context, protocolSettings: settings)
+        let bar = ProgressBar(label: "scoring", unit: "tok")
+        let result = evaluator.evaluate(ids) { bar.update($0, of: $1) }
+        bar.finish()
+
+        let fields: [(String, JSONValue)] = [
+            ("model", .string(model)), ("method", .string(source.methodDescription)),
+            ("compute", .string(mode.rawValue)), ("backend", .string(context.backend.name)),
+            ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
+            ("text_tokens", JSONValue(textTokens)), ("evaluated_tokens", JSONValue(ids.count)),
+            ("scored_tokens", JSONValue(result.scoredTokens)), ("windows", JSONValue(result.windows)),
+            ("nll_total", .double(result.totalNLL)), ("nll_mean", .double(result.meanNLL)),
+            ("ppl", .double(result.perplexity)),
+            ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
+        ]
+        if json {
+            print(JSONValue.makeObject(fields).prettyPrinted())
+            return
+        }
+        print(TextTable.keyValue([
+            ("model", model),
+            ("method", source.methodDescription),
+            ("compute", "\(mode.rawValue) (\(context.backend.name), \(threads) threads)"),
+            ("ctx / stride", "\(settings.contextLength) / \(settings.stride)"),
+            ("text tokens", "\(textTokens)" + (ids.count < textTokens ? " (first \(ids.count) evaluated)" : "")),
+            ("scored tokens", "\(result.scoredTokens) in \(result.windows) windows"),
+            ("NLL", Format.fixed(result.meanNLL, 4) + " nats/token (total " + Format.fixed(result.totalNLL, 1) + ")"),
+            ("perplexity", Format.fixed(result.perplexity, 4)),
+            ("elapsed", Format.duration(result.seconds) + "  (" + Format.fixed(result.tokensPerSecond, 0) + " tokens/s)"),
+        ]), terminator: "")
+    }
+}
+
+EQPPL.main()
