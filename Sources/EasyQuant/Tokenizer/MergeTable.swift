@@ -1,0 +1,67 @@
+/// The ranked merges of a BPE model: (left id, right id) → (rank, merged id).
+///
+/// The merge loop asks this table for every adjacent pair, so it is an open-addressing hash
+/// table keyed by the pair packed into one `UInt64`, answering with one `UInt64` that packs
+/// rank (high half) and merged id (low half): comparing answers compares ranks, and the lowest
+/// answer is the merge to apply. `MergeTable.none` (all ones) means "no such merge".
+final class MergeTable: @unchecked Sendable {
+    static let none = UInt64.max
+
+    private let keys: UnsafeMutablePointer<UInt64>
+    private let answers: UnsafeMutablePointer<UInt64>
+    private let shift: UInt64
+    private let mask: Int
+    let count: Int
+
+    /// `merges[r]` = (left, right, merged) for rank r. A pair listed twice keeps its last rank,
+    /// as GPT-2's `dict(zip(merges, range(len(merges))))` and Hugging Face's map do.
+    init(_ merges: [(left: Int32, right: Int32, merged: Int32)]) {
+        var capacity = 16
+        while capacity < merges.count * 2 { capacity <<= 1 }
+        keys = .allocate(capacity: capacity)
+        keys.initialize(repeating: UInt64.max, count: capacity)
+        answers = .allocate(capacity: capacity)
+        answers.initialize(repeating: MergeTable.none, count: capacity)
+        mask = capacity - 1
+        shift = UInt64(64 - capacity.trailingZeroBitCount)
+        var stored = 0
+        for (rank, m) in merges.enumerated() {
+            let key = MergeTable.key(m.left, m.right)
+            var index = MergeTable.slot(key, shift)
+            while keys[index] != UInt64.max && keys[index] != key { index = (index + 1) & mask }
+            if keys[index] == UInt64.max { stored += 1 }
+            keys[index] = key
+            answers[index] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m.merged))
+        }
+        count = stored
+    }
+
+    deinit {
+        keys.deallocate()
+        answers.deallocate()
+    }
+
+    @inline(__always)
+    static func key(_ left: Int32, _ right: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+    }
+
+    @inline(__always)
+    private static func slot(_ key: UInt64, _ shift: UInt64) -> Int {
+        // Fibonacci hashing: the top bits of key × 2^64/φ spread packed pairs evenly.
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    }
+
+    /// The packed (rank, merged id) for a pair, or `MergeTable.none`.
+    @inline(__always)
+    func lookup(_ left: Int32, _ right: Int32) -> UInt64 {
+        let key = MergeTable.key(left, right)
+        var index = MergeTable.slot(key, shift)
+        while true {
+            let k = keys[index]
+            if k == key { return answers[index] }
+            if k == UInt64.max { return MergeTable.none }
+            index = (index + 1) & mask
+        }
+    }
+}

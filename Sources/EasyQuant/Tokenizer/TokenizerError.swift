@@ -1,0 +1,44 @@
+/// Why a tokenizer could not be loaded, or why input could not be encoded.
+///
+/// Each description is one line that names the file (or the input) and says what to do.
+public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// No tokenizer files in a folder; `lookedFor` lists the names tried.
+    case filesNotFound(directory: String, lookedFor: [String])
+    /// One file of a pair is there but its partner is not.
+    case partnerMissing(directory: String, found: String, missing: String)
+    /// A file could not be read.
+    case cannotRead(path: String, reason: String)
+    /// A JSON file (vocab.json, encoder.json, tokenizer.json) is not valid JSON.
+    case invalidJSON(file: String, offset: Int, reason: String)
+    /// The vocabulary is valid JSON but not a usable byte-level BPE vocabulary.
+    case invalidVocabulary(file: String, reason: String)
+    /// A merge rule is malformed or names a token the vocabulary lacks. `line` is 1-based (in
+    /// tokenizer.json it is the 1-based position in `model.merges`).
+    case invalidMerge(file: String, line: Int, reason: String)
+    /// A tokenizer.json that describes something other than a GPT-2-style byte-level BPE.
+    case unsupportedTokenizer(file: String, reason: String)
+    /// Input bytes that are not valid UTF-8; `offset` is where the bad sequence starts.
+    case invalidUTF8(offset: Int)
+
+    public var description: String {
+        switch self {
+        case let .filesNotFound(directory, lookedFor):
+            return "\(directory): no tokenizer found (looked for \(lookedFor.joined(separator: ", "))); "
+                + "copy GPT-2's vocab.json and merges.txt (or a byte-level BPE tokenizer.json) into that folder"
+        case let .partnerMissing(directory, found, missing):
+            return "\(directory): found \(found) but not \(missing); the two files go together, add \(missing) next to it"
+        case let .cannotRead(path, reason):
+            return "\(path): cannot read: \(reason); check that the file exists and is readable"
+        case let .invalidJSON(file, offset, reason):
+            return "\(file): invalid JSON at byte \(offset): \(reason); replace the file with an intact copy"
+        case let .invalidVocabulary(file, reason):
+            return "\(file): not a byte-level BPE vocabulary: \(reason); use GPT-2's vocab.json (token → id) or a matching tokenizer.json"
+        case let .invalidMerge(file, line, reason):
+            return "\(file):\(line): invalid merge: \(reason); use the merges file that belongs to this vocabulary"
+        case let .unsupportedTokenizer(file, reason):
+            return "\(file): unsupported tokenizer: \(reason); only GPT-2-style byte-level BPE tokenizers are supported"
+        case let .invalidUTF8(offset):
+            return "input is not valid UTF-8 at byte \(offset); convert the text to UTF-8 before encoding it"
+        }
+    }
+}

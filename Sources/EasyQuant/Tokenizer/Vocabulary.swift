@@ -1,0 +1,112 @@
+/// The tokens of a vocabulary: id ↔ token text ↔ bytes.
+///
+/// Built from (text, id) entries as vocab.json, encoder.json or tokenizer.json list them. The
+/// bytes of a token are its text read through `ByteLevelAlphabet`; a token whose text leaves
+/// the alphabet (an added special token written as plain text) stands for its UTF-8 bytes.
+struct Vocabulary: Sendable {
+    /// One past the largest id (ids may have gaps; a gap decodes to U+FFFD).
+    let count: Int
+    /// Bytes of token i are `bytes[offsets[i]..<offsets[i+1]]`.
+    let offsets: [Int32]
+    let bytes: [UInt8]
+    /// Whether id i exists, and whether its text is made of byte-level characters.
+    let present: [Bool]
+    let byteLevel: [Bool]
+    /// Token text (UTF-8, exactly as in the file) → id, for resolving merges by name.
+    let textIndex: ByteStringTable
+
+    /// Ids above this are refused: the tables are sized by the largest id.
+    static let idLimit = 1 << 24
+
+    /// `entries` in file order; `file` names the source in errors.
+    init(entries: [(text: String, id: Int)], file: String) throws {
+        guard !entries.isEmpty else { throw TokenizerError.invalidVocabulary(file: file, reason: "it has no tokens") }
+        var maxID = 0
+        for e in entries {
+            guard e.id >= 0, e.id < Vocabulary.idLimit else {
+                throw TokenizerError.invalidVocabulary(
+                    file: file, reason: "token \(Vocabulary.quoted(e.text)) has id \(e.id), outside 0..<\(Vocabulary.idLimit)")
+            }
+            maxID = max(maxID, e.id)
+        }
+        let count = maxID + 1
+        var texts = [String?](repeating: nil, count: count)
+        let index = ByteStringTable(expectedCount: entries.count)
+        for e in entries {
+            if let other = texts[e.id] {
+                throw TokenizerError.invalidVocabulary(
+                    file: file, reason: "id \(e.id) is given to both \(Vocabulary.quoted(other)) and \(Vocabulary.quoted(e.text))")
+            }
+            texts[e.id] = e.text
+            var utf8 = Array(e.text.utf8)
+            if utf8.isEmpty {
+                throw TokenizerError.invalidVocabulary(file: file, reason: "id \(e.id) has an empty token")
+            }
+            var id = Int32(e.id)
+            let hash = ByteStringTable.hash(&utf8, utf8.count)
+            if index.find(&utf8, utf8.count, hash: hash) == nil {
+                index.insert(&utf8, utf8.count, hash: hash, values: &id, count: 1)
+            }
+        }
+        var offsets: [Int32] = [0]
+        var bytes: [UInt8] = []
+        var present = [Bool](repeating: false, count: count)
+        var byteLevel = [Bool](repeating: false, count: count)
+        offsets.reserveCapacity(count + 1)
+        for id in 0..<count {
+            if let text = texts[id] {
+                present[id] = true
+                if let b = ByteLevelAlphabet.bytes(ofTokenText: text) {
+                    byteLevel[id] = true
+                    bytes += b
+                } else {
+                    bytes += Array(text.utf8)
+                }
+            } else {
+                bytes += [0xEF, 0xBF, 0xBD]  // U+FFFD for an id nobody uses
+            }
+            guard bytes.count <= Int(Int32.max) else {
+                throw TokenizerError.invalidVocabulary(file: file, reason: "the tokens are too long")
+            }
+            offsets.append(Int32(bytes.count))
+        }
+        self.count = count
+        self.offsets = offsets
+        self.bytes = bytes
+        self.present = present
+        self.byteLevel = byteLevel
+        self.textIndex = index
+    }
+
+    /// The id of a token given by its text's UTF-8 bytes.
+    func id(ofText utf8: UnsafeBufferPointer<UInt8>) -> Int32? {
+        guard let base = utf8.baseAddress, utf8.count > 0 else { return nil }
+        guard let found = textIndex.find(base, utf8.count, hash: ByteStringTable.hash(base, utf8.count)) else { return nil }
+        return textIndex.values[found.offset]
+    }
+
+    func id(ofText text: String) -> Int32? {
+        Array(text.utf8).withUnsafeBufferPointer { id(ofText: $0) }
+    }
+
+    /// The id of the single-byte token for each byte value; a byte-level BPE needs all 256.
+    func byteTokens(file: String) throws -> [Int32] {
+        try (0..<256).map { b in
+            let scalar = Unicode.Scalar(ByteLevelAlphabet.scalarForByte[b])!
+            guard let id = id(ofText: String(scalar)) else {
+                throw TokenizerError.invalidVocabulary(
+                    file: file, reason: "no token for byte 0x\(String(b, radix: 16, uppercase: true)) (written \"\(scalar)\"); all 256 byte tokens are needed")
+            }
+            return id
+        }
+    }
+
+    /// A token text for messages: quoted, with controls escaped, and cut if very long.
+    static func quoted(_ text: String) -> String {
+        var s = ""
+        for scalar in text.unicodeScalars.prefix(40) {
+            s += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+        }
+        return "\"" + s + (text.unicodeScalars.count > 40 ? "…" : "") + "\""
+    }
+}

@@ -1,0 +1,73 @@
+import EasyQuant
+import Foundation
+import XCTest
+
+/// The ids must equal, exactly, those of two independent implementations (tiktoken and Hugging
+/// Face tokenizers, which agree): see scripts/tokenizer_reference.py.
+final class TokenizerReferenceTests: XCTestCase {
+    let tokenizer = TokenizerFixtures.gpt2
+
+    func testVocabularyFacts() {
+        XCTAssertEqual(tokenizer.vocabularySize, 50257)
+        XCTAssertEqual(tokenizer.endOfTextID, 50256)
+        XCTAssertEqual(tokenizer.specialTokenIDs, ["<|endoftext|>": 50256])
+        XCTAssertEqual(tokenizer.tokenBytes(198), [0x0A])
+        XCTAssertEqual(tokenizer.tokenBytes(220), [0x20])
+        XCTAssertEqual(tokenizer.tokenBytes(628), [0x0A, 0x0A])
+        XCTAssertEqual(tokenizer.tokenBytes(50256), Array("<|endoftext|>".utf8))
+        XCTAssertNil(tokenizer.tokenBytes(50257))
+        XCTAssertNil(tokenizer.tokenBytes(-1))
+    }
+
+    func testWikiTextHFJoinWholeSequence() throws {
+        let ids = try encodeFile("wiki.test.hfjoin.txt", threads: 1)
+        XCTAssertEqual(ids.count, 287_644)
+        XCTAssertEqual(Array(ids.prefix(12)), [628, 796, 5199, 347, 2852, 353, 796, 220, 628, 628, 198, 5199])
+    }
+
+    func testWikiTextRawWholeSequence() throws {
+        let ids = try encodeFile("wiki.test.raw", threads: 1)
+        XCTAssertEqual(ids.count, 286_221)
+    }
+
+    func testWikiTextParallelEqualsSingleThread() throws {
+        let bytes = try TokenizerFixtures.bytes(TokenizerFixtures.wikitextDirectory + "/wiki.test.raw")
+        let one = try tokenizer.encode(utf8: bytes, threads: 1)
+        for threads in [2, 3, 7] {
+            XCTAssertEqual(try tokenizer.encode(utf8: bytes, threads: threads), one, "threads: \(threads)")
+        }
+        XCTAssertEqual(tokenizer.encode(String(decoding: bytes, as: UTF8.self)), one)
+    }
+
+    func testWikiTextDecodesBack() throws {
+        for name in ["wiki.test.raw", "wiki.test.hfjoin.txt"] {
+            let bytes = try TokenizerFixtures.bytes(TokenizerFixtures.wikitextDirectory + "/" + name)
+            XCTAssertEqual(tokenizer.decode(try tokenizer.encode(utf8: bytes)), bytes, name)
+        }
+    }
+
+    func testTrickyStrings() throws {
+        let cases = try XCTUnwrap(TokenizerFixtures.reference["tricky"]?.arrayValue)
+        XCTAssertGreaterThanOrEqual(cases.count, 25)
+        for c in cases {
+            let what = c["what"]?.stringValue ?? "?"
+            let text = try XCTUnwrap(c["text"]?.stringValue)
+            let expected = try XCTUnwrap(c["ids"]?.arrayValue).map { Int32($0.intValue!) }
+            XCTAssertEqual(tokenizer.encode(text), expected, what)
+            XCTAssertEqual(try tokenizer.encode(utf8: Array(text.utf8)), expected, what)
+            XCTAssertEqual(tokenizer.decode(expected), Array(text.utf8), what)
+        }
+    }
+
+    /// Encodes a WikiText file and checks it against the reference digest.
+    private func encodeFile(_ name: String, threads: Int) throws -> [Int32] {
+        let bytes = try TokenizerFixtures.bytes(TokenizerFixtures.wikitextDirectory + "/" + name)
+        let reference = try XCTUnwrap(TokenizerFixtures.reference["files"]?[name])
+        XCTAssertEqual(bytes.withUnsafeBytes { SHA256Hasher.hex(of: $0) }, reference["sha256"]?.stringValue, "fixture \(name) changed")
+        let ids = try tokenizer.encode(utf8: bytes, threads: threads)
+        XCTAssertEqual(ids.count, reference["tokens"]?.intValue)
+        XCTAssertEqual(ids.prefix(16).map(Int.init), reference["first16"]?.arrayValue?.compactMap(\.intValue))
+        XCTAssertEqual(TokenizerFixtures.digest(ids), reference["ids_uint32le_sha256"]?.stringValue, "\(name): id sequence differs")
+        return ids
+    }
+}
