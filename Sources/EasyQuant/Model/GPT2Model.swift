@@ -71,7 +71,9 @@ public final class GPT2Model: @unchecked Sendable {
     }
 
     /// The hidden states after `ln_f` for `tokens` (at most n_positions of them), [T, n_embd].
-    public func hiddenStates(_ tokens: [Int32], context: ComputeContext) -> [Float] {
+    /// An `observer` sees every block's input and output and every linear layer's input,
+    /// which is how calibration looks inside the network.
+    public func hiddenStates(_ tokens: [Int32], context: ComputeContext, observer: (any ForwardObserver)? = nil) -> [Float] {
         let t = tokens.count, e = config.embeddingSize
         precondition(t <= config.contextLength, "window of \(t) tokens exceeds the model's \(config.contextLength) positions")
         var x = [Float](repeating: 0, count: t * e)
@@ -79,7 +81,11 @@ public final class GPT2Model: @unchecked Sendable {
             let x = xb.baseAddress!
             embed(tokens, into: x)
             let scratch = BlockScratch(tokens: t, config: config)
-            for block in blocks { block.forward(x, tokens: t, scratch: scratch, context: context) }
+            for (l, block) in blocks.enumerated() {
+                observer?.blockInput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
+                block.forward(x, tokens: t, scratch: scratch, context: context, layer: l, observer: observer)
+                observer?.blockOutput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
+            }
             finalNorm.apply(x, rows: t, columns: e, into: x)
         }
         return x
@@ -115,20 +121,51 @@ struct GPT2Block: Sendable {
     let headCount: Int
 
     /// x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)), for `tokens` rows of x.
-    func forward(_ x: UnsafeMutablePointer<Float>, tokens t: Int, scratch s: BlockScratch, context: ComputeContext) {
+    func forward(_ x: UnsafeMutablePointer<Float>, tokens t: Int, scratch s: BlockScratch, context: ComputeContext,
+                 layer: Int = 0, observer: (any ForwardObserver)? = nil) {
         let e = attention.inFeatures
+        func see(_ which: BlockLinear, _ input: UnsafeMutablePointer<Float>, _ width: Int) {
+            observer?.linearInput(layer: layer, which, UnsafeBufferPointer(start: input, count: t * width), tokens: t)
+        }
         norm1.apply(x, rows: t, columns: e, into: s.normed)
+        see(.attention, s.normed, e)
         attention.forward(s.normed, rows: t, into: s.qkv, context: context)
         CausalSelfAttention.forward(qkv: s.qkv, tokens: t, embedding: e, heads: headCount, into: s.attended, context: context)
+        see(.attentionProjection, s.attended, e)
         attentionProjection.forward(s.attended, rows: t, into: s.projected, context: context)
         VectorOps.add(s.projected, into: x, count: t * e)
 
         norm2.apply(x, rows: t, columns: e, into: s.normed)
+        see(.feedForward, s.normed, e)
         feedForward.forward(s.normed, rows: t, into: s.inner, context: context)
         VectorOps.geluNew(s.inner, count: t * feedForward.outFeatures, threads: context.threads)
+        see(.feedForwardProjection, s.inner, feedForward.outFeatures)
         feedForwardProjection.forward(s.inner, rows: t, into: s.projected, context: context)
         VectorOps.add(s.projected, into: x, count: t * e)
     }
+}
+
+/// The four linear layers of a GPT-2 block, named as in the checkpoint.
+public enum BlockLinear: String, CaseIterable, Sendable {
+    case attention = "attn.c_attn"
+    case attentionProjection = "attn.c_proj"
+    case feedForward = "mlp.c_fc"
+    case feedForwardProjection = "mlp.c_proj"
+}
+
+/// Sees inside a forward pass: the hidden state entering and leaving each block
+/// ([tokens, n_embd]), and the input of each linear layer ([tokens, in]).
+/// Calibration (activation ranges, distillation targets) is built on this.
+public protocol ForwardObserver: AnyObject {
+    func blockInput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int)
+    func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int)
+    func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens: Int)
+}
+
+extension ForwardObserver {
+    public func blockInput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {}
+    public func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {}
+    public func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens: Int) {}
 }
 
 /// Buffers a block needs, allocated once per window and reused by every block.
