@@ -41,6 +41,9 @@ struct EQPPL: ParsableCommand {
     @Option(help: "Folder with vocab.json + merges.txt (or tokenizer.json) to use instead of the model's own tokenizer.")
     var tokenizer: String?
 
+    @Option(help: "Write the first window's logits (float32, little-endian, row-major [positions, vocab]) to FILE, to compare with another implementation.")
+    var dumpLogits: String?
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -71,10 +74,19 @@ struct EQPPL: ParsableCommand {
         let window = min(ctx ?? network.config.contextLength, network.config.contextLength)
         let settings = PerplexityProtocol(contextLength: window, stride: stride)
         let context = ComputeContext(mode: mode, backendName: backend, threads: threads)
-        let evaluator = PerplexityEvaluator(model: network, context: context, protocolSettings: settings)
+        var evaluator = PerplexityEvaluator(model: network, context: context, protocolSettings: settings)
+        let dump = try dumpLogits.map { try OutputFile(path: $0) }
+        var dumpError: Error?
+        if let dump {
+            evaluator.firstWindowLogits = { _, rows in
+                do { try dump.write(UnsafeRawBufferPointer(rows)) } catch { dumpError = error }
+            }
+        }
         let bar = ProgressBar(label: "scoring", unit: "tok")
         let result = evaluator.evaluate(ids) { bar.update($0, of: $1) }
         bar.finish()
+        if let dumpError { throw dumpError }
+        try dump?.commit()
 
         let fields: [(String, JSONValue)] = [
             ("model", .string(model)), ("method", .string(source.methodDescription)),

@@ -63,6 +63,9 @@ public struct PerplexityEvaluator {
     public var protocolSettings: PerplexityProtocol
     /// Positions whose logits are computed at once (bounds the [rows, vocab] logits buffer).
     public var logitRows = 128
+    /// Receives the first window's logits, chunk by chunk: (first position, [rows, vocab]).
+    /// For comparing with other implementations; positions run from 0 to window length − 2.
+    public var firstWindowLogits: ((Int, UnsafeBufferPointer<Float>) -> Void)?
 
     public init(model: GPT2Model, context: ComputeContext, protocolSettings: PerplexityProtocol) {
         self.model = model; self.context = context; self.protocolSettings = protocolSettings
@@ -75,8 +78,8 @@ public struct PerplexityEvaluator {
         let total = windows.reduce(0) { $0 + $1.scored }
         var nll = 0.0
         var scored = 0
-        for w in windows {
-            nll += windowNLL(Array(tokens[w.range]), scored: w.scored).reduce(0, +)
+        for (i, w) in windows.enumerated() {
+            nll += windowNLL(Array(tokens[w.range]), scored: w.scored, logitSink: i == 0 ? firstWindowLogits : nil).reduce(0, +)
             scored += w.scored
             progress?(scored, total)
         }
@@ -85,7 +88,7 @@ public struct PerplexityEvaluator {
     }
 
     /// −log p of the last `scored` tokens of `window`, each from the positions before it.
-    public func windowNLL(_ window: [Int32], scored: Int) -> [Double] {
+    public func windowNLL(_ window: [Int32], scored: Int, logitSink: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil) -> [Double] {
         let t = window.count, e = model.config.embeddingSize, v = model.config.vocabSize
         let hidden = model.hiddenStates(window, context: context)
         // Token i is predicted by position i − 1; scored tokens are t−scored ..< t.
@@ -98,6 +101,7 @@ public struct PerplexityEvaluator {
             while p < t - 1 {
                 let rows = min(logitRows, t - 1 - p)
                 model.logits(h.baseAddress! + p * e, rows: rows, into: logits, context: context)
+                logitSink?(p, UnsafeBufferPointer(start: logits, count: rows * v))
                 let p0 = p
                 Parallel.forEach(rows, threads: context.threads) { r in
                     let row = logits + r * v
