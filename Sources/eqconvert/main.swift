@@ -21,7 +21,7 @@ struct EQConvert: ParsableCommand {
     @Argument(help: "File to write: .eqm when quantizing, .safetensors (or a folder) when dequantizing.")
     var output: String
 
-    @Option(help: "Quantization method: \(QuantizationMethods.names.joined(separator: ", ")).")
+    @Option(help: "Quantization method: \((QuantizationMethods.names + CalibratedMethods.names).joined(separator: ", ")).")
     var method = "absmax"
 
     @Option(help: "Scale granularity: channel (one per output channel), tensor, or group:N.")
@@ -42,6 +42,21 @@ struct EQConvert: ParsableCommand {
     @Option(help: "Element type of the safetensors written when dequantizing: f32, f16 or bf16.")
     var dtype = "f32"
 
+    @Option(help: "Calibration text (UTF-8) for calibrated methods; use a different text from the one you evaluate on.")
+    var calib: String?
+
+    @Option(help: "Calibration windows to draw from --calib.")
+    var calibSamples = 128
+
+    @Option(help: "Tokens per calibration window (default: 512, or the model's context if shorter).")
+    var calibLen: Int?
+
+    @Option(help: "Seed for drawing calibration windows.")
+    var seed: UInt64 = 0
+
+    @Option(help: "SmoothQuant's migration strength alpha (0...1).")
+    var alpha: Float = 0.5
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -55,9 +70,16 @@ struct EQConvert: ParsableCommand {
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["f32", "f16", "bf16"].contains(dtype) else { throw ValidationError("--dtype must be f32, f16 or bf16") }
-        guard QuantizationMethods.names.contains(method) else {
-            throw ValidationError("unknown --method \(method); choose one of: \(QuantizationMethods.names.joined(separator: ", "))")
+        let all = QuantizationMethods.names + CalibratedMethods.names
+        guard all.contains(method) else {
+            throw ValidationError("unknown --method \(method); choose one of: \(all.joined(separator: ", "))")
         }
+        if CalibratedMethods.names.contains(method), calib == nil {
+            throw ValidationError("--method \(method) needs calibration text: add --calib FILE (e.g. fixtures/calibration/corpus-calib.txt)")
+        }
+        guard calibSamples >= 1 else { throw ValidationError("--calib-samples must be at least 1") }
+        if let calibLen, calibLen < 2 { throw ValidationError("--calib-len must be at least 2") }
+        guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be between 0 and 1") }
     }
 
     func run() throws {
@@ -71,8 +93,19 @@ struct EQConvert: ParsableCommand {
 
     func quantize() throws {
         let source = try SafetensorsModel(path: input)
-        let options = ConversionOptions(method: method, bits: bits, granularity: Granularity(granularity)!,
+        var options = ConversionOptions(method: method, bits: bits, granularity: Granularity(granularity)!,
                                         keep: keep, zstdLevel: zstdLevel, threads: threads)
+        if let calib {
+            let calibration = CalibrationOptions(file: calib, samples: calibSamples, length: calibLen, seed: seed)
+            let calBar = ProgressBar(label: "calibrating", unit: "win")
+            switch method {
+            case "smoothquant":
+                options = try CalibratedMethods.smoothQuant(source, calibration: calibration, alpha: alpha, base: options) { calBar.update($0, of: $1) }
+            default:
+                break
+            }
+            calBar.finish()
+        }
         let bar = ProgressBar(label: "quantizing", unit: "MB", scale: 1e6)
         let report = try ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }
         bar.finish()

@@ -63,6 +63,10 @@ struct EQPPL: ParsableCommand {
         let mode = compute.flatMap(ComputeMode.init) ?? (source.prefersInt8Compute ? .int8 : .f32)
         let network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
         let tok = try EvaluationSetup.tokenizer(for: source, override: tokenizer)
+        if let eqm = source as? EQMWeightSource, let calibrated = eqm.file.quantizationInfo?["calibration"]?["sha256"]?.stringValue,
+           calibrated == (try? SHA256Hasher.hex(ofFile: text)) {
+            FileHandle.standardError.write("warning: \(text) is the text this model was calibrated on (same sha256); its perplexity here flatters the quantized model. Evaluate on a different text.\n".data(using: .utf8)!)
+        }
         var ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tok, threads: threads)
         let textTokens = ids.count
         if let maxTokens, ids.count > maxTokens { ids.removeSubrange(maxTokens...) }

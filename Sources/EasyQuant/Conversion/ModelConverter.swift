@@ -11,6 +11,15 @@ public struct ConversionOptions: Sendable {
     public var threads: Int
     /// Whether to embed the tokenizer files found beside the source.
     public var embedTokenizer: Bool
+    /// A change made to the float tensors before quantization (calibrated methods).
+    public var preparation: (any ModelPreparation)?
+    /// The method name the file records, when it differs from the weight quantizer's
+    /// (smoothquant stores absmax weights, zeroquant group-wise ones).
+    public var recordedMethod: String?
+    /// The compute mode `eqppl` should use by default ("int8" for W8A8 methods).
+    public var compute: ComputeMode?
+    /// What the calibration was (recorded in `metadata.quantization.calibration`).
+    public var calibration: JSONValue?
 
     public init(method: String = "absmax", bits: Int = 8, granularity: Granularity = .channel, keep: [String] = [],
                 zstdLevel: Int = 3, threads: Int = Parallel.defaultThreads, embedTokenizer: Bool = true) {
@@ -111,6 +120,8 @@ public struct ModelConverter {
         // Hash the sources beside the real work.
         let hashes = BackgroundHashes(paths: source.shards.map(\.path))
 
+        let recordedMethod = options.recordedMethod ?? options.method
+        report.method = recordedMethod
         let plan = source.tensors.map { ($0, selection.action(for: $0.name, shape: $0.info.shape, dtype: $0.info.dtype)) }
         let work = plan.filter { if case .drop = $0.1 { return false } else { return true } }
         report.dropped = plan.compactMap { if case .drop = $0.1 { return $0.0.name } else { return nil } }
@@ -122,8 +133,8 @@ public struct ModelConverter {
         try OrderedPipeline.run(count: work.count, threads: options.threads, window: options.threads + 1, produce: { i in
             let (tensor, action) = work[i]
             defer { source.release(tensor) }
-            return try Self.encode(tensor, action: action, from: source, method: method,
-                                   granularity: options.granularity, level: options.zstdLevel)
+            return try Self.encode(tensor, action: action, from: source, method: method, granularity: options.granularity,
+                                   preparation: options.preparation, level: options.zstdLevel)
         }, consume: { i, pending in
             let record = try writer.append(pending)
             if case .quantized = record.encoding {
@@ -138,6 +149,12 @@ public struct ModelConverter {
             done += work[i].0.info.byteCount
             progress?(done, totalBytes)
         })
+
+        for extra in options.preparation?.extraTensors ?? [] {
+            let record = try writer.append(PendingTensor(name: extra.name, floats: extra.values, shape: extra.shape, sourceDType: .f32, level: options.zstdLevel))
+            report.kept += 1
+            report.tensorStoredBytes += record.storedBytes
+        }
 
         var metadata: [(String, JSONValue)] = []
         var model: [(String, JSONValue)] = [("architecture", .string(Self.architecture(of: source)))]
@@ -162,14 +179,17 @@ public struct ModelConverter {
             ("tool_version", .string(toolVersion)),
             ("created", .string(ISO8601DateFormatter().string(from: Date()))),
         ])))
-        metadata.append(("quantization", .makeObject([
-            ("method", .string(options.method)),
+        var quantization: [(String, JSONValue)] = [
+            ("method", .string(recordedMethod)),
             ("granularity", .string(options.granularity.description)),
             ("bits", JSONValue(options.bits)),
-            ("parameters", .makeObject([("zstd_level", JSONValue(options.zstdLevel))])),
+            ("parameters", .makeObject([("zstd_level", JSONValue(options.zstdLevel))] + (options.preparation?.parameters ?? []))),
             ("kept", .array(options.keep.map { .string($0) })),
             ("dropped", .array(report.dropped.map { .string($0) })),
-        ])))
+        ]
+        if let compute = options.compute { quantization.append(("compute", .string(compute.rawValue))) }
+        if let calibration = options.calibration { quantization.append(("calibration", calibration)) }
+        metadata.append(("quantization", .makeObject(quantization)))
         report.outputBytes = try writer.finish(metadata: .makeObject(metadata))
         report.seconds = Date().timeIntervalSince(start)
         return report
@@ -177,9 +197,10 @@ public struct ModelConverter {
 
     /// Reads one tensor as floats, quantizes or keeps it, and compresses its blobs.
     static func encode(_ tensor: SafetensorsModel.Tensor, action: TensorAction, from source: SafetensorsModel,
-                       method: any QuantizationMethod, granularity: Granularity, level: Int) throws -> PendingTensor {
+                       method: any QuantizationMethod, granularity: Granularity, preparation: (any ModelPreparation)?,
+                       level: Int) throws -> PendingTensor {
         let info = tensor.info
-        return try withFloats(of: tensor, in: source) { values in
+        return try withFloats(of: tensor, in: source, preparation: preparation) { values in
             switch action {
             case .quantize(let axis):
                 let layout = BlockLayout(shape: info.shape, axis: axis, granularity: granularity)
@@ -195,10 +216,14 @@ public struct ModelConverter {
 
     /// Calls `body` with the tensor's values as floats: straight from the map when the
     /// source is aligned F32, else converted into a temporary buffer.
-    static func withFloats<R>(of tensor: SafetensorsModel.Tensor, in source: SafetensorsModel,
+    static func withFloats<R>(of tensor: SafetensorsModel.Tensor, in source: SafetensorsModel, preparation: (any ModelPreparation)?,
                               _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         let raw = source.bytes(of: tensor)
         let count = tensor.info.elementCount
+        let canonical = GPT2Names.canonical(tensor.name)
+        if let preparation, tensor.info.dtype.isFloatingPoint, preparation.changes(canonical) {
+            return try preparation.transform(canonical, source.floats(of: tensor)).withUnsafeBufferPointer { try body($0) }
+        }
         if tensor.info.dtype == .f32, count == 0 || Int(bitPattern: raw.baseAddress) % 4 == 0 {
             return try body(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: count))
         }

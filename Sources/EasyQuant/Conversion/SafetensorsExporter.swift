@@ -32,7 +32,8 @@ public struct SafetensorsExporter {
 
         var metadata: [(String, String)] = [("format", "pt"), ("converted_from", (eqm.path as NSString).lastPathComponent)]
         if let method = eqm.quantizationInfo?["method"]?.stringValue { metadata.append(("eqm_method", method)) }
-        let records = eqm.tensors
+        // Calibration results under the reserved prefix are not model weights.
+        let records = eqm.tensors.filter { !$0.name.hasPrefix(ExtraTensor.prefix) }
         let dtype = self.dtype
         let entries = records.map { SafetensorsWriter.Entry(name: $0.name, dtype: dtype, shape: $0.shape) }
         let writer = try SafetensorsWriter(path: weightsPath, entries: entries, metadata: metadata)
