@@ -44,6 +44,9 @@ struct EQPPL: ParsableCommand {
     @Option(help: "Write the first window's logits (float32, little-endian, row-major [positions, vocab]) to FILE, to compare with another implementation.")
     var dumpLogits: String?
 
+    @Flag(help: "Measure where the time goes (matrix products, attention, output layer, the rest).")
+    var profile = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -77,7 +80,9 @@ struct EQPPL: ParsableCommand {
 
         let window = min(ctx ?? network.config.contextLength, network.config.contextLength)
         let settings = PerplexityProtocol(contextLength: window, stride: stride)
-        let context = ComputeContext(mode: mode, backendName: backend, threads: threads)
+        var context = ComputeContext(mode: mode, backendName: backend, threads: threads)
+        let timing = profile ? ForwardProfile() : nil
+        context.profile = timing
         var evaluator = PerplexityEvaluator(model: network, context: context, protocolSettings: settings)
         let dump = try dumpLogits.map { try OutputFile(path: $0) }
         var dumpError: Error?
@@ -92,7 +97,9 @@ struct EQPPL: ParsableCommand {
         if let dumpError { throw dumpError }
         try dump?.commit()
 
-        let fields: [(String, JSONValue)] = [
+        let phases = timing?.seconds ?? []
+        let phaseTotal = phases.reduce(0) { $0 + $1.seconds }
+        var fields: [(String, JSONValue)] = [
             ("model", .string(model)), ("method", .string(source.methodDescription)),
             ("compute", .string(mode.rawValue)), ("backend", .string(context.backend.name)),
             ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
@@ -102,6 +109,9 @@ struct EQPPL: ParsableCommand {
             ("ppl", .double(result.perplexity)),
             ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
         ]
+        if !phases.isEmpty {
+            fields.append(("profile_seconds", .makeObject(phases.map { ($0.phase.rawValue, .double($0.seconds)) })))
+        }
         if json {
             print(JSONValue.makeObject(fields).prettyPrinted())
             return
@@ -117,6 +127,13 @@ struct EQPPL: ParsableCommand {
             ("perplexity", Format.fixed(result.perplexity, 4)),
             ("elapsed", Format.duration(result.seconds) + "  (" + Format.fixed(result.tokensPerSecond, 0) + " tokens/s)"),
         ]), terminator: "")
+        if !phases.isEmpty {
+            var table = TextTable([.init("phase", .left), .init("seconds"), .init("share")])
+            for (phase, seconds) in phases {
+                table.add([phase.rawValue, Format.fixed(seconds, 2), Format.fixed(100 * seconds / max(phaseTotal, 1e-9), 1) + "%"])
+            }
+            print("\n" + table.render(), terminator: "")
+        }
     }
 }
 

@@ -103,10 +103,12 @@ public struct PerplexityEvaluator {
                 model.logits(h.baseAddress! + p * e, rows: rows, into: logits, context: context)
                 logitSink?(p, UnsafeBufferPointer(start: logits, count: rows * v))
                 let p0 = p
-                Parallel.forEach(rows, threads: context.threads) { r in
-                    let row = logits + r * v
-                    let target = Int(window[p0 + r + 1])
-                    results[p0 + r - firstPosition] = Double(VectorOps.logSumExp(row, count: v) - row[target])
+                context.profile.measure(.logSoftmax) {
+                    Parallel.forEach(rows, threads: context.threads) { r in
+                        let row = logits + r * v
+                        let target = Int(window[p0 + r + 1])
+                        results[p0 + r - firstPosition] = Double(VectorOps.logSumExp(row, count: v) - row[target])
+                    }
                 }
                 p += rows
             }

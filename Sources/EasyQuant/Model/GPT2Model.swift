@@ -79,14 +79,14 @@ public final class GPT2Model: @unchecked Sendable {
         var x = [Float](repeating: 0, count: t * e)
         x.withUnsafeMutableBufferPointer { xb in
             let x = xb.baseAddress!
-            embed(tokens, into: x)
+            context.profile.measure(.other) { embed(tokens, into: x) }
             let scratch = BlockScratch(tokens: t, config: config)
             for (l, block) in blocks.enumerated() {
                 observer?.blockInput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
                 block.forward(x, tokens: t, scratch: scratch, context: context, layer: l, observer: observer)
                 observer?.blockOutput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
             }
-            finalNorm.apply(x, rows: t, columns: e, into: x)
+            context.profile.measure(.other) { finalNorm.apply(x, rows: t, columns: e, into: x) }
         }
         return x
     }
@@ -106,7 +106,7 @@ public final class GPT2Model: @unchecked Sendable {
 
     /// Logits for `rows` hidden states: [rows, vocab].
     public func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
-        outputLayer.forward(hidden, rows: rows, into: out, context: context)
+        context.profile.measure(.outputLayer) { outputLayer.forward(hidden, rows: rows, into: out, context: context) }
     }
 }
 
@@ -124,24 +124,28 @@ struct GPT2Block: Sendable {
     func forward(_ x: UnsafeMutablePointer<Float>, tokens t: Int, scratch s: BlockScratch, context: ComputeContext,
                  layer: Int = 0, observer: (any ForwardObserver)? = nil) {
         let e = attention.inFeatures
+        let profile = context.profile
         func see(_ which: BlockLinear, _ input: UnsafeMutablePointer<Float>, _ width: Int) {
             observer?.linearInput(layer: layer, which, UnsafeBufferPointer(start: input, count: t * width), tokens: t)
         }
-        norm1.apply(x, rows: t, columns: e, into: s.normed)
+        profile.measure(.other) { norm1.apply(x, rows: t, columns: e, into: s.normed) }
         see(.attention, s.normed, e)
-        attention.forward(s.normed, rows: t, into: s.qkv, context: context)
-        CausalSelfAttention.forward(qkv: s.qkv, tokens: t, embedding: e, heads: headCount, into: s.attended, context: context)
+        profile.measure(.blockProducts) { attention.forward(s.normed, rows: t, into: s.qkv, context: context) }
+        profile.measure(.attention) {
+            CausalSelfAttention.forward(qkv: s.qkv, tokens: t, embedding: e, heads: headCount, into: s.attended, context: context)
+        }
         see(.attentionProjection, s.attended, e)
-        attentionProjection.forward(s.attended, rows: t, into: s.projected, context: context)
-        VectorOps.add(s.projected, into: x, count: t * e)
-
-        norm2.apply(x, rows: t, columns: e, into: s.normed)
+        profile.measure(.blockProducts) { attentionProjection.forward(s.attended, rows: t, into: s.projected, context: context) }
+        profile.measure(.other) {
+            VectorOps.add(s.projected, into: x, count: t * e)
+            norm2.apply(x, rows: t, columns: e, into: s.normed)
+        }
         see(.feedForward, s.normed, e)
-        feedForward.forward(s.normed, rows: t, into: s.inner, context: context)
-        VectorOps.geluNew(s.inner, count: t * feedForward.outFeatures, threads: context.threads)
+        profile.measure(.blockProducts) { feedForward.forward(s.normed, rows: t, into: s.inner, context: context) }
+        profile.measure(.other) { VectorOps.geluNew(s.inner, count: t * feedForward.outFeatures, threads: context.threads) }
         see(.feedForwardProjection, s.inner, feedForward.outFeatures)
-        feedForwardProjection.forward(s.inner, rows: t, into: s.projected, context: context)
-        VectorOps.add(s.projected, into: x, count: t * e)
+        profile.measure(.blockProducts) { feedForwardProjection.forward(s.inner, rows: t, into: s.projected, context: context) }
+        profile.measure(.other) { VectorOps.add(s.projected, into: x, count: t * e) }
     }
 }
 

@@ -15,6 +15,8 @@ public struct ComputeContext: Sendable {
     /// The same backend limited to one thread, for work already split across threads.
     public var serialBackend: any MatrixBackend
     public var threads: Int
+    /// When set, forward passes add their time per phase to it.
+    public var profile: ForwardProfile?
 
     public init(mode: ComputeMode = .f32, backendName: String = MatrixBackends.names[0], threads: Int = Parallel.defaultThreads) {
         self.mode = mode
