@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import struct
 import sys
 
@@ -129,6 +130,9 @@ TRICKY = [
     ("long digits", "31415926535897932384626433832795028841971693993751" * 4),
     ("long dashes", "-" * 300 + " =" * 50),
     ("long spaces then word", " " * 200 + "word"),
+    ("long run of one letter", "a" * 301),
+    ("long newline run", "\n" * 100 + "x"),
+    ("long random letters", "".join(random.Random(1234).choice("etaoinshrdlucmfwypvbgkjqxz") for _ in range(3000))),
 ]
 
 
@@ -199,9 +203,25 @@ def main():
         "tricky": tricky,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    # One line per file and per tricky string keeps the JSON readable and its diffs small.
+    lines = ["{"]
+    for i, (key, value) in enumerate(doc.items()):
+        comma = "," if i < len(doc) - 1 else ""
+        if key in ("files", "tricky"):
+            items = value.items() if key == "files" else enumerate(value)
+            opener, closer = ("{", "}") if key == "files" else ("[", "]")
+            lines.append(f" {json.dumps(key)}: {opener}")
+            rows = [(f"  {json.dumps(k)}: " if key == "files" else "  ") + json.dumps(v, ensure_ascii=True)
+                    for k, v in items]
+            lines.append(",\n".join(rows))
+            lines.append(f" {closer}{comma}")
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=True)}{comma}")
+    lines.append("}")
     with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=True)
-        f.write("\n")
+        f.write("\n".join(lines) + "\n")
+    with open(args.out, encoding="utf-8") as f:
+        assert json.load(f) == doc
     print(f"wrote {os.path.relpath(args.out, ROOT)} ({len(tricky)} tricky strings)")
 
 

@@ -88,6 +88,27 @@ final class ByteStringTable: @unchecked Sendable {
         return h
     }
 
+    /// Whether two byte strings of `length` ≥ 1 bytes are equal. Keys are short (a word), where
+    /// a call to memcmp costs more than the comparison: compare 8-byte words, the last one
+    /// overlapping, or two overlapping 4-byte words, or bytes.
+    @inline(__always)
+    static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ length: Int) -> Bool {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        if length >= 8 {
+            var i = 0
+            while i + 8 < length {
+                if ra.loadUnaligned(fromByteOffset: i, as: UInt64.self) != rb.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                i += 8
+            }
+            return ra.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self) == rb.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+        }
+        if length >= 4 {
+            return ra.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == rb.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+                && ra.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self) == rb.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self)
+        }
+        return a[0] == b[0] && a[length >> 1] == b[length >> 1] && a[length - 1] == b[length - 1]
+    }
+
     /// The values stored for a key, as (offset into `values`, count), or nil.
     @inline(__always)
     func find(_ p: UnsafePointer<UInt8>, _ length: Int, hash: UInt64) -> (offset: Int, count: Int)? {
@@ -96,7 +117,7 @@ final class ByteStringTable: @unchecked Sendable {
             let slot = slots[index]
             if slot.keyLength == 0 { return nil }
             if slot.hash == hash, Int(slot.keyLength) == length,
-               memcmp(keys + Int(slot.keyOffset), p, length) == 0 {
+               ByteStringTable.equal(keys + Int(slot.keyOffset), p, length) {
                 return (Int(slot.valueOffset), Int(slot.valueCount))
             }
             index = (index + 1) & mask

@@ -69,10 +69,9 @@ public final class GPT2Tokenizer: Sendable {
 
     private init(_ definition: TokenizerDefinition) throws {
         let vocabulary = definition.vocabulary
-        let file = "vocabulary"
         self.vocabulary = vocabulary
         self.merges = MergeTable(definition.merges)
-        self.byteTokens = try vocabulary.byteTokens(file: file)
+        self.byteTokens = try vocabulary.byteTokens(file: definition.vocabularyFile)
         self.specialTokens = definition.specialTokens.map { SpecialToken(text: $0.text, bytes: Array($0.text.utf8), id: $0.id) }
         self.endOfTextID = definition.specialTokens.first(where: { $0.text == TokenizerFiles.endOfText })?.id
             ?? vocabulary.id(ofText: TokenizerFiles.endOfText)

@@ -56,19 +56,37 @@ final class TextEncoder {
 
 /// Cuts a text into parts that encode independently to the same ids as the whole.
 ///
-/// A cut is made just before a byte `\n` that is followed by a printable ASCII byte (`!`…`~`),
-/// i.e. at position q with text[q] = "\n" and text[q+1] not white space. Why that is safe:
-/// * In the whole text, q starts a piece. The white-space run containing text[q] ends at q+1,
-///   where a non-space follows. If the run is longer, `\s+(?!\S)` stops one scalar short of its
-///   end, exactly at q; if it is just text[q], the piece before it ended at q because letters,
-///   numbers and symbols never absorb white space (only a leading U+0020, and "\n" is not that).
-/// * The part before q ends with the same pieces: a white-space run that reaches the end of the
-///   text is one piece, the same one `\s+(?!\S)` gave before the last scalar; runs of other
-///   classes end at q either way.
-/// * The part from q on is scanned as before, since a match depends only on the text after its
-///   start.
+/// A cut at byte q is safe when q starts a piece in the whole text, the part before q ends
+/// with the same pieces as the whole text has there, and the part from q on is scanned as
+/// before. The last holds for every q, since a match depends only on the text after its start.
+/// Two kinds of cut satisfy the other two (ASCII "printable" below means `!`…`~`):
+///
+/// * q at a space with printable ASCII on both sides (`x y`, the common case). The piece
+///   before ends at q in the whole text: a run of letters, numbers or symbols stops at white
+///   space, and a contraction lies in non-space bytes. Cut there, it ends at the end of the part
+///   instead, the same place; a contraction test at q-1 or q-2 fails in both (it would need
+///   `s`, `e`, … where there is a space or the end). The part from q begins " y…", as before.
+/// * q at a newline followed by printable ASCII (`\n` then `x`). In the whole text the white
+///   space run holding text[q] ends at q+1; `\s+(?!\S)` stops one scalar short of that end, at q,
+///   or, if the run is text[q] alone, the piece before stopped at q because only a leading
+///   U+0020 joins white space to a following run. Cut there, the run before q reaches the end of
+///   the part and is one piece, the same one `\s+(?!\S)` gave in the whole.
+///
 /// BPE works on each piece alone, so equal pieces give equal ids.
 enum TextSplitter {
+    @inline(__always)
+    private static func isPrintableASCII(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7F }
+
+    /// Whether a cut before byte q (0 < q < count - 1) is safe by the rules above.
+    @inline(__always)
+    static func isSafeCut(_ text: UnsafePointer<UInt8>, _ q: Int) -> Bool {
+        switch text[q] {
+        case 0x20: return isPrintableASCII(text[q - 1]) && isPrintableASCII(text[q + 1])
+        case 0x0A: return isPrintableASCII(text[q + 1])
+        default: return false
+        }
+    }
+
     /// Up to `parts` ranges covering 0..<count, cut near equal sizes at safe positions.
     static func split(_ text: UnsafePointer<UInt8>, count: Int, parts: Int) -> [Range<Int>] {
         guard parts > 1 else { return [0..<count] }
@@ -76,7 +94,7 @@ enum TextSplitter {
         var start = 0
         for k in 1..<parts {
             var q = max(start + 1, count * k / parts)
-            while q + 1 < count, !(text[q] == 0x0A && text[q + 1] > 0x20 && text[q + 1] < 0x7F) { q += 1 }
+            while q + 1 < count, !isSafeCut(text, q) { q += 1 }
             if q + 1 >= count { break }
             ranges.append(start..<q)
             start = q
