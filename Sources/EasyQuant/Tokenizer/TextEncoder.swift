@@ -12,10 +12,11 @@ final class TextEncoder {
     private let byteTokens: [Int32]
     private let merger: BPEMerger
     private let cache = ByteStringTable(expectedCount: 4096)
-    private var scratch: [Int32] = []
+    private let sinkBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: IDSink.capacity)
 
     /// The cache is dropped when its keys pass this size, to bound memory on huge inputs.
     static let cacheLimitBytes = 64 << 20
+    static let longestCachedPiece = 4096
 
     init(wholeTokens: ByteStringTable, byteTokens: [Int32], merges: MergeTable) {
         self.wholeTokens = wholeTokens
@@ -26,31 +27,70 @@ final class TextEncoder {
     /// Appends the ids of `text[start..<end]` (valid UTF-8) to `out`.
     func encode(_ text: UnsafePointer<UInt8>, from start: Int, to end: Int, into out: inout [Int32]) {
         var scanner = PreTokenizer(text: text, start: start, end: end)
+        var sink = IDSink(buffer: sinkBuffer)
         byteTokens.withUnsafeBufferPointer { byteTokens in
             while let piece = scanner.next() {
                 let p = text + piece.lowerBound
                 let n = piece.count
                 if n == 1 {
-                    out.append(byteTokens[Int(p[0])])
+                    sink.push(byteTokens[Int(p[0])], &out)
                     continue
                 }
                 let hash = ByteStringTable.hash(p, n)
                 if let hit = wholeTokens.find(p, n, hash: hash) {
-                    out.append(wholeTokens.values[hit.offset])
+                    sink.push(wholeTokens.values[hit.offset], &out)
                     continue
                 }
                 if let hit = cache.find(p, n, hash: hash) {
-                    let values = cache.values
-                    for k in hit.offset..<(hit.offset + hit.count) { out.append(values[k]) }
+                    sink.push(UnsafeBufferPointer(start: cache.values + hit.offset, count: hit.count), &out)
                     continue
                 }
-                scratch.removeAll(keepingCapacity: true)
-                merger.encode(p, n, into: &scratch)
-                out.append(contentsOf: scratch)
+                let ids = merger.merge(p, n)
+                sink.push(ids, &out)
+                // Long pieces (a line of dashes, a run of text without spaces) rarely repeat.
+                guard n <= TextEncoder.longestCachedPiece else { continue }
                 if cache.keyBytes > TextEncoder.cacheLimitBytes { cache.removeAll() }
-                scratch.withUnsafeBufferPointer { cache.insert(p, n, hash: hash, values: $0.baseAddress!, count: $0.count) }
+                cache.insert(p, n, hash: hash, values: ids.baseAddress!, count: ids.count)
             }
         }
+        sink.flush(&out)
+    }
+
+    deinit { sinkBuffer.deallocate() }
+}
+
+/// Collects ids in a fixed buffer and appends them to the output array in batches: appending
+/// one element at a time to a Swift array checks its uniqueness and capacity on every call.
+private struct IDSink {
+    static let capacity = 1024
+    let buffer: UnsafeMutablePointer<Int32>
+    var count = 0
+
+    init(buffer: UnsafeMutablePointer<Int32>) { self.buffer = buffer }
+
+    @inline(__always)
+    mutating func push(_ id: Int32, _ out: inout [Int32]) {
+        if count == IDSink.capacity { flush(&out) }
+        buffer[count] = id
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func push(_ ids: UnsafeBufferPointer<Int32>, _ out: inout [Int32]) {
+        if count + ids.count > IDSink.capacity {
+            flush(&out)
+            if ids.count > IDSink.capacity {
+                out.append(contentsOf: ids)
+                return
+            }
+        }
+        (buffer + count).update(from: ids.baseAddress!, count: ids.count)
+        count += ids.count
+    }
+
+    mutating func flush(_ out: inout [Int32]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: buffer, count: count))
+        count = 0
     }
 }
 
