@@ -70,6 +70,17 @@ final class TokenizerLoadingTests: XCTestCase {
         XCTAssertEqual(t.decode([299]), [0xEF, 0xBF, 0xBD])  // an id nobody has
     }
 
+    func testLongestSpecialTokenWinsAtOnePlace() throws {
+        let vocab = String(decoding: SyntheticTokenizer.vocabJSON(extra: []), as: UTF8.self)
+        let json = #"{"added_tokens":[{"id":256,"content":"<a>","special":true},{"id":257,"content":"<a>>","special":true}],"#
+            + #""model":{"type":"BPE","vocab":"# + vocab + #","merges":[]}}"#
+        let t = try GPT2Tokenizer(tokenizerJSON: Array(json.utf8))
+        XCTAssertEqual(t.encode("z<a>><a>", allowSpecialTokens: true), [122, 257, 256])
+        // Ids 0…255 are the bytes themselves here, and there are no merges.
+        XCTAssertEqual(t.encode("<a", allowSpecialTokens: true), [60, 97])
+        XCTAssertEqual(t.encode("z<a>>"), [122, 60, 97, 62, 62])
+    }
+
     // MARK: Errors
 
     func testEmptyFolderNamesWhatItLookedFor() throws {

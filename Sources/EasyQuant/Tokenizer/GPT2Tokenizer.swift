@@ -143,15 +143,16 @@ public final class GPT2Tokenizer: Sendable {
             encodeOrdinary(text, 0..<bytes.count, threads: threads, into: &out)
             return out
         }
-        // Cut at special tokens (the earliest, then the longest at that place); pre-tokenization
+        // Cut at special tokens (the earliest; at one place, the longest); pre-tokenization
         // restarts after each, as in tiktoken.
         var start = 0
         while start < bytes.count {
             var best: (at: Int, token: SpecialToken)?
             for token in specialTokens {
-                if let at = firstOccurrence(of: token.bytes, in: text, from: start, to: best.map { $0.at + 1 } ?? bytes.count) {
-                    if best == nil || at < best!.at || token.bytes.count > best!.token.bytes.count { best = (at, token) }
-                }
+                // Only starts up to the best so far can win.
+                let lastStart = min(best?.at ?? bytes.count, bytes.count - token.bytes.count)
+                guard let at = firstOccurrence(of: token.bytes, in: text, from: start, through: lastStart) else { continue }
+                if best == nil || at < best!.at || token.bytes.count > best!.token.bytes.count { best = (at, token) }
             }
             guard let found = best else { break }
             encodeOrdinary(text, start..<found.at, threads: threads, into: &out)
@@ -162,17 +163,16 @@ public final class GPT2Tokenizer: Sendable {
         return out
     }
 
-    /// First position in `text[from..<limit]` where `needle` starts (it may run past `limit`
-    /// only within the text, which is not checked here; callers pass the text's end or a bound
-    /// on the start).
-    private func firstOccurrence(of needle: [UInt8], in text: UnsafePointer<UInt8>, from: Int, to limit: Int) -> Int? {
-        guard let first = needle.first else { return nil }
-        var i = from
-        while i < limit {
-            if text[i] == first, memcmp(text + i, needle, needle.count) == 0 { return i }
-            i += 1
+    /// The first i in from...lastStart where `needle` occurs at text[i...]; the caller makes sure
+    /// that lastStart + needle.count does not pass the end of the text.
+    private func firstOccurrence(of needle: [UInt8], in text: UnsafePointer<UInt8>, from: Int, through lastStart: Int) -> Int? {
+        guard let first = needle.first, from <= lastStart else { return nil }
+        return needle.withUnsafeBufferPointer { needle in
+            for i in from...lastStart where text[i] == first && memcmp(text + i, needle.baseAddress!, needle.count) == 0 {
+                return i
+            }
+            return nil
         }
-        return nil
     }
 
     private func encodeOrdinary(_ text: UnsafePointer<UInt8>, _ range: Range<Int>, threads: Int, into out: inout [Int32]) {
