@@ -79,8 +79,9 @@ public final class GPT2Tokenizer: Sendable {
     }
 
     /// The tokens whose bytes BPE merges back into the token itself: for a piece equal to one of
-    /// these, one lookup replaces the merge loop. (Not every token qualifies — some are only
-    /// reachable through merges whose order a fresh start does not follow — so each is checked.)
+    /// these, one lookup replaces the merge loop. Every GPT-2 token qualifies, but in general a
+    /// token can be reachable only through merges whose order a fresh start does not follow
+    /// (tiktoken assumes it never is), so each token is checked once here.
     private static func selfMergingTokens(_ vocabulary: Vocabulary, merges: MergeTable, byteTokens: [Int32]) -> ByteStringTable {
         let table = ByteStringTable(expectedCount: vocabulary.count)
         let merger = BPEMerger(merges: merges, byteTokens: byteTokens)
