@@ -22,6 +22,7 @@ import os
 import random
 import struct
 import sys
+import unicodedata
 
 import tiktoken
 import tokenizers
@@ -136,6 +137,28 @@ TRICKY = [
 ]
 
 
+def assigned_scalar_ranges():
+    """Every scalar assigned in Python's Unicode database (no surrogates), as [first, last] ranges."""
+    ranges = []
+    for c in range(0x110000):
+        if unicodedata.category(chr(c)) in ("Cs", "Cn"):
+            continue
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return ranges
+
+
+# Each assigned scalar c appears in this line (joined by "\n"): between letters, doubled
+# before a digit, and after a space, which exercises its class in every rule of the pattern.
+ALL_SCALARS_LINE = "a{c}b {c}{c}1 {c}"
+
+
+def all_scalars_text(ranges):
+    return "\n".join(ALL_SCALARS_LINE.format(c=chr(c)) for lo, hi in ranges for c in range(lo, hi + 1))
+
+
 def ids_digest(ids):
     return hashlib.sha256(struct.pack(f"<{len(ids)}I", *ids)).hexdigest()
 
@@ -190,6 +213,18 @@ def main():
         ids = both(text)
         tricky.append({"what": what, "text": text, "ids": ids})
 
+    ranges = assigned_scalar_ranges()
+    ids = both(all_scalars_text(ranges))
+    all_scalars = {
+        "unicode_version": unicodedata.unidata_version,
+        "line": ALL_SCALARS_LINE,
+        "joiner": "\n",
+        "ranges": ranges,
+        "tokens": len(ids),
+        "ids_uint32le_sha256": ids_digest(ids),
+    }
+    print(f"all {sum(hi - lo + 1 for lo, hi in ranges)} scalars of Unicode {unicodedata.unidata_version}: {len(ids)} tokens")
+
     doc = {
         "about": "GPT-2 token ids agreed on by tiktoken and Hugging Face tokenizers; made by "
                  "scripts/tokenizer_reference.py. Digests are SHA-256 of the ids as little-endian uint32.",
@@ -201,6 +236,7 @@ def main():
         "pattern": GPT2_PATTERN,
         "files": files,
         "tricky": tricky,
+        "all_scalars": all_scalars,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     # One line per file and per tricky string keeps the JSON readable and its diffs small.
