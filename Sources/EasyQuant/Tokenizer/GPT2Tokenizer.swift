@@ -179,7 +179,7 @@ public final class GPT2Tokenizer: Sendable {
     private func encodeOrdinary(_ text: UnsafePointer<UInt8>, _ range: Range<Int>, threads: Int, into out: inout [Int32]) {
         guard !range.isEmpty else { return }
         if threads <= 1 || range.count < 2 * 4096 {
-            makeEncoder().encode(text, from: range.lowerBound, to: range.upperBound, into: &out)
+            makeEncoder(range.count).encode(text, from: range.lowerBound, to: range.upperBound, into: &out)
             return
         }
         let parts = TextSplitter.split(text + range.lowerBound, count: range.count, parts: threads)
@@ -189,15 +189,15 @@ public final class GPT2Tokenizer: Sendable {
             Parallel.forEach(parts.count, threads: threads) { k in
                 var ids: [Int32] = []
                 ids.reserveCapacity(parts[k].count / 4 + 16)
-                makeEncoder().encode(text, from: parts[k].lowerBound, to: parts[k].upperBound, into: &ids)
+                makeEncoder(parts[k].count).encode(text, from: parts[k].lowerBound, to: parts[k].upperBound, into: &ids)
                 results[k] = ids
             }
         }
         for r in results { out.append(contentsOf: r) }
     }
 
-    private func makeEncoder() -> TextEncoder {
-        TextEncoder(wholeTokens: wholeTokens, byteTokens: byteTokens, merges: merges)
+    private func makeEncoder(_ textBytes: Int) -> TextEncoder {
+        TextEncoder(wholeTokens: wholeTokens, byteTokens: byteTokens, merges: merges, textBytes: textBytes)
     }
 
     // MARK: Decoding

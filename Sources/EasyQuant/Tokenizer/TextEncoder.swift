@@ -11,14 +11,16 @@ final class TextEncoder {
     private let wholeTokens: ByteStringTable
     private let byteTokens: [Int32]
     private let merger: BPEMerger
-    private let cache = ByteStringTable(expectedCount: 4096)
+    private let cache: ByteStringTable
     private let sinkBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: IDSink.capacity)
 
     /// The cache is dropped when its keys pass this size, to bound memory on huge inputs.
     static let cacheLimitBytes = 64 << 20
     static let longestCachedPiece = 4096
 
-    init(wholeTokens: ByteStringTable, byteTokens: [Int32], merges: MergeTable) {
+    /// `textBytes` sizes the cache: a short text should not pay for clearing a large table.
+    init(wholeTokens: ByteStringTable, byteTokens: [Int32], merges: MergeTable, textBytes: Int) {
+        self.cache = ByteStringTable(expectedCount: min(4096, max(16, textBytes / 64)))
         self.wholeTokens = wholeTokens
         self.byteTokens = byteTokens
         self.merger = BPEMerger(merges: merges, byteTokens: byteTokens)
