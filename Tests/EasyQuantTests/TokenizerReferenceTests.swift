@@ -72,13 +72,14 @@ final class TokenizerReferenceTests: XCTestCase {
         }
         var text: [UInt8] = []
         text.reserveCapacity(6_000_000)
-        var first = true
+        var c: [UInt8] = []
         for range in ranges {
             for v in range {
-                let c = Array(String(Unicode.Scalar(v)!).utf8)
-                if !first { text.append(0x0A) }
-                first = false
-                text += [0x61] + c + [0x62, 0x20] + c + c + [0x31, 0x20] + c
+                c.removeAll(keepingCapacity: true)
+                UTF8.encode(Unicode.Scalar(v)!) { c.append($0) }
+                if !text.isEmpty { text.append(0x0A) }
+                text.append(0x61); text += c; text.append(0x62); text.append(0x20)
+                text += c; text += c; text.append(0x31); text.append(0x20); text += c
             }
         }
         XCTAssertEqual(ranges.reduce(0) { $0 + $1.count }, 282_230)
