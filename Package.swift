@@ -40,6 +40,8 @@ let package = Package(
             name: "eqppl",
             dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Times the tokenizer for scripts/bench-tokenizer.
+        .executableTarget(name: "eqbench-tokenizer", dependencies: ["EasyQuant"]),
         .testTarget(
             name: "EasyQuantTests",
             dependencies: ["EasyQuant"],

@@ -19,8 +19,10 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import struct
 import sys
+import unicodedata
 
 import tiktoken
 import tokenizers
@@ -129,7 +131,32 @@ TRICKY = [
     ("long digits", "31415926535897932384626433832795028841971693993751" * 4),
     ("long dashes", "-" * 300 + " =" * 50),
     ("long spaces then word", " " * 200 + "word"),
+    ("long run of one letter", "a" * 301),
+    ("long newline run", "\n" * 100 + "x"),
+    ("long random letters", "".join(random.Random(1234).choice("etaoinshrdlucmfwypvbgkjqxz") for _ in range(3000))),
 ]
+
+
+def assigned_scalar_ranges():
+    """Every scalar assigned in Python's Unicode database (no surrogates), as [first, last] ranges."""
+    ranges = []
+    for c in range(0x110000):
+        if unicodedata.category(chr(c)) in ("Cs", "Cn"):
+            continue
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return ranges
+
+
+# Each assigned scalar c appears in this line (joined by "\n"): between letters, doubled
+# before a digit, and after a space, which exercises its class in every rule of the pattern.
+ALL_SCALARS_LINE = "a{c}b {c}{c}1 {c}"
+
+
+def all_scalars_text(ranges):
+    return "\n".join(ALL_SCALARS_LINE.format(c=chr(c)) for lo, hi in ranges for c in range(lo, hi + 1))
 
 
 def ids_digest(ids):
@@ -186,6 +213,18 @@ def main():
         ids = both(text)
         tricky.append({"what": what, "text": text, "ids": ids})
 
+    ranges = assigned_scalar_ranges()
+    ids = both(all_scalars_text(ranges))
+    all_scalars = {
+        "unicode_version": unicodedata.unidata_version,
+        "line": ALL_SCALARS_LINE,
+        "joiner": "\n",
+        "ranges": ranges,
+        "tokens": len(ids),
+        "ids_uint32le_sha256": ids_digest(ids),
+    }
+    print(f"all {sum(hi - lo + 1 for lo, hi in ranges)} scalars of Unicode {unicodedata.unidata_version}: {len(ids)} tokens")
+
     doc = {
         "about": "GPT-2 token ids agreed on by tiktoken and Hugging Face tokenizers; made by "
                  "scripts/tokenizer_reference.py. Digests are SHA-256 of the ids as little-endian uint32.",
@@ -197,11 +236,28 @@ def main():
         "pattern": GPT2_PATTERN,
         "files": files,
         "tricky": tricky,
+        "all_scalars": all_scalars,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    # One line per file and per tricky string keeps the JSON readable and its diffs small.
+    lines = ["{"]
+    for i, (key, value) in enumerate(doc.items()):
+        comma = "," if i < len(doc) - 1 else ""
+        if key in ("files", "tricky"):
+            items = value.items() if key == "files" else enumerate(value)
+            opener, closer = ("{", "}") if key == "files" else ("[", "]")
+            lines.append(f" {json.dumps(key)}: {opener}")
+            rows = [(f"  {json.dumps(k)}: " if key == "files" else "  ") + json.dumps(v, ensure_ascii=True)
+                    for k, v in items]
+            lines.append(",\n".join(rows))
+            lines.append(f" {closer}{comma}")
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=True)}{comma}")
+    lines.append("}")
     with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=True)
-        f.write("\n")
+        f.write("\n".join(lines) + "\n")
+    with open(args.out, encoding="utf-8") as f:
+        assert json.load(f) == doc
     print(f"wrote {os.path.relpath(args.out, ROOT)} ({len(tricky)} tricky strings)")
 
 

@@ -59,6 +59,36 @@ final class TokenizerReferenceTests: XCTestCase {
         }
     }
 
+    /// Every scalar assigned in Unicode 14 (the version of the reference's database), in a line
+    /// that puts it between letters, doubled before a digit and after a space: the letter /
+    /// number / white-space / other classes of the scanner must match the reference engines'
+    /// for all of them. (Scalars assigned later are left out: older tables call them unassigned.)
+    func testEveryAssignedScalarInContext() throws {
+        let reference = try XCTUnwrap(TokenizerFixtures.reference["all_scalars"])
+        XCTAssertEqual(reference["line"]?.stringValue, "a{c}b {c}{c}1 {c}")
+        let ranges = try XCTUnwrap(reference["ranges"]?.arrayValue).map { r -> ClosedRange<UInt32> in
+            let pair = r.arrayValue!.map { UInt32($0.intValue!) }
+            return pair[0]...pair[1]
+        }
+        var text: [UInt8] = []
+        text.reserveCapacity(6_000_000)
+        var c: [UInt8] = []
+        for range in ranges {
+            for v in range {
+                c.removeAll(keepingCapacity: true)
+                UTF8.encode(Unicode.Scalar(v)!) { c.append($0) }
+                if !text.isEmpty { text.append(0x0A) }
+                text.append(0x61); text += c; text.append(0x62); text.append(0x20)
+                text += c; text += c; text.append(0x31); text.append(0x20); text += c
+            }
+        }
+        XCTAssertEqual(ranges.reduce(0) { $0 + $1.count }, 282_230)
+        let ids = try tokenizer.encode(utf8: text)
+        XCTAssertEqual(ids.count, reference["tokens"]?.intValue)
+        XCTAssertEqual(TokenizerFixtures.digest(ids), reference["ids_uint32le_sha256"]?.stringValue)
+        XCTAssertEqual(tokenizer.decode(ids), text)
+    }
+
     /// Encodes a WikiText file and checks it against the reference digest.
     private func encodeFile(_ name: String, threads: Int) throws -> [Int32] {
         let bytes = try TokenizerFixtures.bytes(TokenizerFixtures.wikitextDirectory + "/" + name)

@@ -34,3 +34,59 @@ enum TokenizerFixtures {
         return words.withUnsafeBytes { SHA256Hasher.hex(of: $0) }
     }
 }
+
+/// Small byte-level BPE tokenizers written out by hand, to pin down the merge rules.
+enum SyntheticTokenizer {
+    /// GPT-2's byte → character table, restated here independently of the library.
+    static let byteCharacters: [Character] = {
+        let printable = Set(Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF))
+        var extra = 0
+        return (0..<256).map { b in
+            if printable.contains(b) { return Character(Unicode.Scalar(UInt8(b))) }
+            defer { extra += 1 }
+            return Character(Unicode.Scalar(UInt32(256 + extra))!)
+        }
+    }()
+
+    /// vocab.json bytes: the 256 byte tokens (ids 0…255 in byte order), then `extra` tokens.
+    static func vocabJSON(extra: [String], skippingByte: UInt8? = nil) -> [UInt8] {
+        var members: [(String, JSONValue)] = []
+        for b in 0..<256 where b != skippingByte.map(Int.init) { members.append((String(byteCharacters[b]), JSONValue(b))) }
+        for (i, token) in extra.enumerated() { members.append((token, JSONValue(256 + i))) }
+        return Array(JSONValue.makeObject(members).serialized().utf8)
+    }
+
+    static func mergesText(_ merges: [String]) -> [UInt8] {
+        Array((["#version: 0.2"] + merges).joined(separator: "\n").appending("\n").utf8)
+    }
+
+    static func make(extra: [String], merges: [String]) throws -> GPT2Tokenizer {
+        try GPT2Tokenizer(vocabJSON: vocabJSON(extra: extra), merges: mergesText(merges))
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so that property tests repeat exactly.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A scratch folder removed at the end of a test.
+final class TemporaryDirectory {
+    let path: String
+    init() throws {
+        path = NSTemporaryDirectory() + "eq-tokenizer-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func write(_ name: String, _ bytes: [UInt8]) throws {
+        try Data(bytes).write(to: URL(fileURLWithPath: path + "/" + name))
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}

@@ -16,6 +16,8 @@ final class BPEMerger {
 
     private let ids = UnsafeMutablePointer<Int32>.allocate(capacity: BPEMerger.smallLimit)
     private let pairs = UnsafeMutablePointer<UInt64>.allocate(capacity: BPEMerger.smallLimit)
+    /// Output of `mergeLarge`, grown to the longest piece seen.
+    private var largeOut = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
 
     init(merges: MergeTable, byteTokens: [Int32]) {
         precondition(byteTokens.count == 256)
@@ -26,17 +28,26 @@ final class BPEMerger {
     deinit {
         ids.deallocate()
         pairs.deallocate()
+        largeOut.deallocate()
+    }
+
+    /// The ids of the piece `p[0..<count]` (count ≥ 1), in storage owned by the merger that
+    /// stays valid until its next call.
+    @inline(__always)
+    func merge(_ p: UnsafePointer<UInt8>, _ count: Int) -> UnsafeBufferPointer<Int32> {
+        if count <= BPEMerger.smallLimit {
+            return UnsafeBufferPointer(start: ids, count: mergeSmall(p, count))
+        }
+        if largeOut.count < count {
+            largeOut.deallocate()
+            largeOut = .allocate(capacity: count)
+        }
+        return UnsafeBufferPointer(start: largeOut.baseAddress, count: mergeLarge(p, count))
     }
 
     /// Appends the ids of the piece `p[0..<count]` (count ≥ 1) to `out`.
-    @inline(__always)
     func encode(_ p: UnsafePointer<UInt8>, _ count: Int, into out: inout [Int32]) {
-        if count <= BPEMerger.smallLimit {
-            let n = mergeSmall(p, count)
-            for k in 0..<n { out.append(ids[k]) }
-        } else {
-            mergeLarge(p, count, into: &out)
-        }
+        out.append(contentsOf: merge(p, count))
     }
 
     /// The quadratic scan on arrays of at most `smallLimit` entries; the result is `ids[0..<n]`.
@@ -71,8 +82,9 @@ final class BPEMerger {
     }
 
     /// The same rule on a doubly linked list with a binary heap of candidate pairs ordered by
-    /// (rank, position); entries made stale by earlier merges are skipped when popped.
-    private func mergeLarge(_ p: UnsafePointer<UInt8>, _ count: Int, into out: inout [Int32]) {
+    /// (rank, position); entries made stale by earlier merges are skipped when popped. The
+    /// result is `largeOut[0..<n]`.
+    private func mergeLarge(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int {
         var ids = [Int32](repeating: 0, count: count)
         var next = [Int](repeating: 0, count: count)
         var prev = [Int](repeating: 0, count: count)
@@ -108,11 +120,13 @@ final class BPEMerger {
                 pairAt[k] = MergeTable.none
             }
         }
-        var k = 0
+        var k = 0, n = 0
         while k < count {
-            out.append(ids[k])
+            largeOut[n] = ids[k]
+            n += 1
             k = next[k]
         }
+        return n
     }
 }
 

@@ -10,12 +10,14 @@ import Foundation
 ///
 /// Not thread-safe for writes; a table that is only read after it is built can be shared.
 final class ByteStringTable: @unchecked Sendable {
+    /// 16 bytes, four to a cache line: a lookup that misses the cache costs one line. The hash
+    /// kept is its high half (the low bits pick the slot, so those would say little).
     private struct Slot {
-        var hash: UInt64 = 0
+        var hashTag: UInt32 = 0
+        var keyLength: UInt16 = 0  // 0 = free
+        var valueCount: UInt16 = 0
         var keyOffset: UInt32 = 0
-        var keyLength: UInt32 = 0  // 0 = free
         var valueOffset: UInt32 = 0
-        var valueCount: UInt32 = 0
     }
 
     private var slots: UnsafeMutablePointer<Slot>
@@ -88,6 +90,27 @@ final class ByteStringTable: @unchecked Sendable {
         return h
     }
 
+    /// Whether two byte strings of `length` ≥ 1 bytes are equal. Keys are short (a word), where
+    /// a call to memcmp costs more than the comparison: compare 8-byte words, the last one
+    /// overlapping, or two overlapping 4-byte words, or bytes.
+    @inline(__always)
+    static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ length: Int) -> Bool {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        if length >= 8 {
+            var i = 0
+            while i + 8 < length {
+                if ra.loadUnaligned(fromByteOffset: i, as: UInt64.self) != rb.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                i += 8
+            }
+            return ra.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self) == rb.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
+        }
+        if length >= 4 {
+            return ra.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == rb.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+                && ra.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self) == rb.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self)
+        }
+        return a[0] == b[0] && a[length >> 1] == b[length >> 1] && a[length - 1] == b[length - 1]
+    }
+
     /// The values stored for a key, as (offset into `values`, count), or nil.
     @inline(__always)
     func find(_ p: UnsafePointer<UInt8>, _ length: Int, hash: UInt64) -> (offset: Int, count: Int)? {
@@ -95,8 +118,8 @@ final class ByteStringTable: @unchecked Sendable {
         while true {
             let slot = slots[index]
             if slot.keyLength == 0 { return nil }
-            if slot.hash == hash, Int(slot.keyLength) == length,
-               memcmp(keys + Int(slot.keyOffset), p, length) == 0 {
+            if slot.hashTag == UInt32(truncatingIfNeeded: hash >> 32), Int(slot.keyLength) == length,
+               ByteStringTable.equal(keys + Int(slot.keyOffset), p, length) {
                 return (Int(slot.valueOffset), Int(slot.valueCount))
             }
             index = (index + 1) & mask
@@ -105,7 +128,9 @@ final class ByteStringTable: @unchecked Sendable {
 
     /// Adds a key that is not in the table yet.
     func insert(_ p: UnsafePointer<UInt8>, _ length: Int, hash: UInt64, values newValues: UnsafePointer<Int32>, count valueCount: Int) {
-        precondition(length > 0, "ByteStringTable keys are never empty")
+        precondition(length > 0 && length <= Int(UInt16.max) && valueCount <= Int(UInt16.max),
+                     "ByteStringTable keys are 1…65535 bytes with at most 65535 values")
+        precondition(keysUsed + length <= Int(UInt32.max) && valuesUsed + valueCount <= Int(UInt32.max))
         if (count + 1) * 2 > mask + 1 { grow() }
         reserve(&keys, &keysCapacity, used: keysUsed, extra: length)
         reserve(&values, &valuesCapacity, used: valuesUsed, extra: valueCount)
@@ -113,8 +138,8 @@ final class ByteStringTable: @unchecked Sendable {
         (values + valuesUsed).update(from: newValues, count: valueCount)
         var index = Int(truncatingIfNeeded: hash) & mask
         while slots[index].keyLength != 0 { index = (index + 1) & mask }
-        slots[index] = Slot(hash: hash, keyOffset: UInt32(keysUsed), keyLength: UInt32(length),
-                            valueOffset: UInt32(valuesUsed), valueCount: UInt32(valueCount))
+        slots[index] = Slot(hashTag: UInt32(truncatingIfNeeded: hash >> 32), keyLength: UInt16(length),
+                            valueCount: UInt16(valueCount), keyOffset: UInt32(keysUsed), valueOffset: UInt32(valuesUsed))
         keysUsed += length
         valuesUsed += valueCount
         count += 1
@@ -139,7 +164,8 @@ final class ByteStringTable: @unchecked Sendable {
         slots.initialize(repeating: Slot(), count: capacity)
         mask = capacity - 1
         for i in 0..<oldCapacity where oldSlots[i].keyLength != 0 {
-            var index = Int(truncatingIfNeeded: oldSlots[i].hash) & mask
+            let key = keys + Int(oldSlots[i].keyOffset)
+            var index = Int(truncatingIfNeeded: ByteStringTable.hash(key, Int(oldSlots[i].keyLength))) & mask
             while slots[index].keyLength != 0 { index = (index + 1) & mask }
             slots[index] = oldSlots[i]
         }

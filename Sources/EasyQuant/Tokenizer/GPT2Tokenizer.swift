@@ -69,10 +69,9 @@ public final class GPT2Tokenizer: Sendable {
 
     private init(_ definition: TokenizerDefinition) throws {
         let vocabulary = definition.vocabulary
-        let file = "vocabulary"
         self.vocabulary = vocabulary
         self.merges = MergeTable(definition.merges)
-        self.byteTokens = try vocabulary.byteTokens(file: file)
+        self.byteTokens = try vocabulary.byteTokens(file: definition.vocabularyFile)
         self.specialTokens = definition.specialTokens.map { SpecialToken(text: $0.text, bytes: Array($0.text.utf8), id: $0.id) }
         self.endOfTextID = definition.specialTokens.first(where: { $0.text == TokenizerFiles.endOfText })?.id
             ?? vocabulary.id(ofText: TokenizerFiles.endOfText)
@@ -80,8 +79,9 @@ public final class GPT2Tokenizer: Sendable {
     }
 
     /// The tokens whose bytes BPE merges back into the token itself: for a piece equal to one of
-    /// these, one lookup replaces the merge loop. (Not every token qualifies — some are only
-    /// reachable through merges whose order a fresh start does not follow — so each is checked.)
+    /// these, one lookup replaces the merge loop. Every GPT-2 token qualifies, but in general a
+    /// token can be reachable only through merges whose order a fresh start does not follow
+    /// (tiktoken assumes it never is), so each token is checked once here.
     private static func selfMergingTokens(_ vocabulary: Vocabulary, merges: MergeTable, byteTokens: [Int32]) -> ByteStringTable {
         let table = ByteStringTable(expectedCount: vocabulary.count)
         let merger = BPEMerger(merges: merges, byteTokens: byteTokens)
@@ -144,15 +144,16 @@ public final class GPT2Tokenizer: Sendable {
             encodeOrdinary(text, 0..<bytes.count, threads: threads, into: &out)
             return out
         }
-        // Cut at special tokens (the earliest, then the longest at that place); pre-tokenization
+        // Cut at special tokens (the earliest; at one place, the longest); pre-tokenization
         // restarts after each, as in tiktoken.
         var start = 0
         while start < bytes.count {
             var best: (at: Int, token: SpecialToken)?
             for token in specialTokens {
-                if let at = firstOccurrence(of: token.bytes, in: text, from: start, to: best.map { $0.at + 1 } ?? bytes.count) {
-                    if best == nil || at < best!.at || token.bytes.count > best!.token.bytes.count { best = (at, token) }
-                }
+                // Only starts up to the best so far can win.
+                let lastStart = min(best?.at ?? bytes.count, bytes.count - token.bytes.count)
+                guard let at = firstOccurrence(of: token.bytes, in: text, from: start, through: lastStart) else { continue }
+                if best == nil || at < best!.at || token.bytes.count > best!.token.bytes.count { best = (at, token) }
             }
             guard let found = best else { break }
             encodeOrdinary(text, start..<found.at, threads: threads, into: &out)
@@ -163,23 +164,22 @@ public final class GPT2Tokenizer: Sendable {
         return out
     }
 
-    /// First position in `text[from..<limit]` where `needle` starts (it may run past `limit`
-    /// only within the text, which is not checked here; callers pass the text's end or a bound
-    /// on the start).
-    private func firstOccurrence(of needle: [UInt8], in text: UnsafePointer<UInt8>, from: Int, to limit: Int) -> Int? {
-        guard let first = needle.first else { return nil }
-        var i = from
-        while i < limit {
-            if text[i] == first, memcmp(text + i, needle, needle.count) == 0 { return i }
-            i += 1
+    /// The first i in from...lastStart where `needle` occurs at text[i...]; the caller makes sure
+    /// that lastStart + needle.count does not pass the end of the text.
+    private func firstOccurrence(of needle: [UInt8], in text: UnsafePointer<UInt8>, from: Int, through lastStart: Int) -> Int? {
+        guard let first = needle.first, from <= lastStart else { return nil }
+        return needle.withUnsafeBufferPointer { needle in
+            for i in from...lastStart where text[i] == first && memcmp(text + i, needle.baseAddress!, needle.count) == 0 {
+                return i
+            }
+            return nil
         }
-        return nil
     }
 
     private func encodeOrdinary(_ text: UnsafePointer<UInt8>, _ range: Range<Int>, threads: Int, into out: inout [Int32]) {
         guard !range.isEmpty else { return }
         if threads <= 1 || range.count < 2 * 4096 {
-            makeEncoder().encode(text, from: range.lowerBound, to: range.upperBound, into: &out)
+            makeEncoder(range.count).encode(text, from: range.lowerBound, to: range.upperBound, into: &out)
             return
         }
         let parts = TextSplitter.split(text + range.lowerBound, count: range.count, parts: threads)
@@ -189,15 +189,15 @@ public final class GPT2Tokenizer: Sendable {
             Parallel.forEach(parts.count, threads: threads) { k in
                 var ids: [Int32] = []
                 ids.reserveCapacity(parts[k].count / 4 + 16)
-                makeEncoder().encode(text, from: parts[k].lowerBound, to: parts[k].upperBound, into: &ids)
+                makeEncoder(parts[k].count).encode(text, from: parts[k].lowerBound, to: parts[k].upperBound, into: &ids)
                 results[k] = ids
             }
         }
         for r in results { out.append(contentsOf: r) }
     }
 
-    private func makeEncoder() -> TextEncoder {
-        TextEncoder(wholeTokens: wholeTokens, byteTokens: byteTokens, merges: merges)
+    private func makeEncoder(_ textBytes: Int) -> TextEncoder {
+        TextEncoder(wholeTokens: wholeTokens, byteTokens: byteTokens, merges: merges, textBytes: textBytes)
     }
 
     // MARK: Decoding

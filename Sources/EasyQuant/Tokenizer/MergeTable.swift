@@ -3,12 +3,18 @@
 /// The merge loop asks this table for every adjacent pair, so it is an open-addressing hash
 /// table keyed by the pair packed into one `UInt64`, answering with one `UInt64` that packs
 /// rank (high half) and merged id (low half): comparing answers compares ranks, and the lowest
-/// answer is the merge to apply. `MergeTable.none` (all ones) means "no such merge".
+/// answer is the merge to apply. `MergeTable.none` (all ones) means "no such merge". Key and
+/// answer share a 16-byte slot, so a lookup touches one cache line: the merge loop's time is
+/// mostly spent waiting for these lines.
 final class MergeTable: @unchecked Sendable {
     static let none = UInt64.max
 
-    private let keys: UnsafeMutablePointer<UInt64>
-    private let answers: UnsafeMutablePointer<UInt64>
+    private struct Slot {
+        var key: UInt64 = UInt64.max  // no pair packs to all ones: ids are below 2^31
+        var answer: UInt64 = MergeTable.none
+    }
+
+    private let slots: UnsafeMutablePointer<Slot>
     private let shift: UInt64
     private let mask: Int
     let count: Int
@@ -18,27 +24,23 @@ final class MergeTable: @unchecked Sendable {
     init(_ merges: [(left: Int32, right: Int32, merged: Int32)]) {
         var capacity = 16
         while capacity < merges.count * 2 { capacity <<= 1 }
-        keys = .allocate(capacity: capacity)
-        keys.initialize(repeating: UInt64.max, count: capacity)
-        answers = .allocate(capacity: capacity)
-        answers.initialize(repeating: MergeTable.none, count: capacity)
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: Slot(), count: capacity)
         mask = capacity - 1
         shift = UInt64(64 - capacity.trailingZeroBitCount)
         var stored = 0
         for (rank, m) in merges.enumerated() {
             let key = MergeTable.key(m.left, m.right)
             var index = MergeTable.slot(key, shift)
-            while keys[index] != UInt64.max && keys[index] != key { index = (index + 1) & mask }
-            if keys[index] == UInt64.max { stored += 1 }
-            keys[index] = key
-            answers[index] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m.merged))
+            while slots[index].key != UInt64.max && slots[index].key != key { index = (index + 1) & mask }
+            if slots[index].key == UInt64.max { stored += 1 }
+            slots[index] = Slot(key: key, answer: UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m.merged)))
         }
         count = stored
     }
 
     deinit {
-        keys.deallocate()
-        answers.deallocate()
+        slots.deallocate()
     }
 
     @inline(__always)
@@ -58,9 +60,9 @@ final class MergeTable: @unchecked Sendable {
         let key = MergeTable.key(left, right)
         var index = MergeTable.slot(key, shift)
         while true {
-            let k = keys[index]
-            if k == key { return answers[index] }
-            if k == UInt64.max { return MergeTable.none }
+            let slot = slots[index]
+            if slot.key == key { return slot.answer }
+            if slot.key == UInt64.max { return MergeTable.none }
             index = (index + 1) & mask
         }
     }

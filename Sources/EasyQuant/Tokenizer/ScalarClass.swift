@@ -8,8 +8,9 @@
 /// U+2000…U+200A, U+2028, U+2029, U+202F, U+205F, U+3000 — and not U+001C…U+001F (which
 /// Python's `str.isspace` counts), U+180E, U+200B or U+FEFF. The three sets are disjoint.
 ///
-/// Categories come from Swift's own Unicode tables; scalars assigned in a Unicode version newer
-/// than a reference engine's tables may be classified differently there.
+/// Categories come from Swift's own Unicode tables. The tests check every scalar assigned in
+/// Unicode 14 against tiktoken and HF tokenizers (fixtures/reference); scalars assigned later
+/// may be classified differently by an engine with older tables (as unassigned, i.e. "other").
 enum ScalarClass {
     static let other: UInt8 = 0
     static let letter: UInt8 = 1

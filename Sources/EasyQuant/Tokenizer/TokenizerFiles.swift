@@ -3,6 +3,8 @@ import Foundation
 /// What a tokenizer's files say, before any table for encoding is built.
 struct TokenizerDefinition {
     var vocabulary: Vocabulary
+    /// The file the vocabulary came from, for errors found later.
+    var vocabularyFile: String
     /// Merges in rank order.
     var merges: [(left: Int32, right: Int32, merged: Int32)]
     /// Text → id of the special tokens (`encode` emits them only when asked to).
@@ -66,7 +68,7 @@ enum TokenizerFiles {
         let merges = try parseMergesText(merges, vocabulary: vocabulary, file: mergesFile)
         var special: [(text: String, id: Int32)] = []
         if let id = vocabulary.id(ofText: endOfText) { special.append((endOfText, id)) }
-        return TokenizerDefinition(vocabulary: vocabulary, merges: merges, specialTokens: special)
+        return TokenizerDefinition(vocabulary: vocabulary, vocabularyFile: vocabFile, merges: merges, specialTokens: special)
     }
 
     static func parseJSON(_ bytes: [UInt8], file: String) throws -> JSONValue {
@@ -211,6 +213,6 @@ enum TokenizerFiles {
                 }
             })
         }
-        return TokenizerDefinition(vocabulary: vocabulary, merges: merges, specialTokens: special)
+        return TokenizerDefinition(vocabulary: vocabulary, vocabularyFile: file, merges: merges, specialTokens: special)
     }
 }

@@ -17,6 +17,8 @@ struct Vocabulary: Sendable {
 
     /// Ids above this are refused: the tables are sized by the largest id.
     static let idLimit = 1 << 24
+    /// Longer token texts are refused (the lookup tables store lengths in 16 bits).
+    static let longestToken = 65535
 
     /// `entries` in file order; `file` names the source in errors.
     init(entries: [(text: String, id: Int)], file: String) throws {
@@ -41,6 +43,10 @@ struct Vocabulary: Sendable {
             var utf8 = Array(e.text.utf8)
             if utf8.isEmpty {
                 throw TokenizerError.invalidVocabulary(file: file, reason: "id \(e.id) has an empty token")
+            }
+            if utf8.count > Vocabulary.longestToken {
+                throw TokenizerError.invalidVocabulary(
+                    file: file, reason: "token \(e.id) is \(utf8.count) bytes long, more than \(Vocabulary.longestToken)")
             }
             var id = Int32(e.id)
             let hash = ByteStringTable.hash(&utf8, utf8.count)
