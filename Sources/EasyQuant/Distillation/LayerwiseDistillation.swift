@@ -106,6 +106,7 @@ public struct LayerwiseDistillation {
             throw Failure.badLayer(bad, layerCount: config.layerCount)
         }
         let context = ComputeContext(mode: .f32, backendName: options.backend, threads: options.threads)
+        let serialContext = ComputeContext(mode: .f32, backendName: options.backend, threads: 1)
         let quantizer = FakeQuantizer(bits: options.bits, groupSize: options.groupSize)
         let t = first.count, e = config.embeddingSize, rowSize = t * e
 
@@ -121,11 +122,14 @@ public struct LayerwiseDistillation {
             var weights = try BlockWeights(source: source, layer: layer, config: config)
             if layer <= lastTrained {
                 // The teacher block's output: the target, and the next block's input.
+                // Windows side by side, each single-threaded (see TrainableBlock.product on why
+                // oneDNN's own threads are not used).
                 var target = hidden
-                let scratch = BlockScratch(tokens: t, config: config)
                 target.withUnsafeMutableBufferPointer { out in
-                    for w in 0..<windows.count {
-                        teacher.blocks[layer].forward(out.baseAddress! + w * rowSize, tokens: t, scratch: scratch, context: context)
+                    let base = out.baseAddress!
+                    Parallel.forEach(windows.count, threads: options.threads) { w in
+                        teacher.blocks[layer].forward(base + w * rowSize, tokens: t, scratch: BlockScratch(tokens: t, config: config),
+                                                      context: serialContext)
                     }
                 }
                 if layers.contains(layer) {

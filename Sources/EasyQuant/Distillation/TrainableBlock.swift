@@ -96,8 +96,8 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
     /// y = x·W + b, or y += x·W + b (for the residual connections).
     private func linear(_ x: UnsafePointer<Scalar>, rows n: Int, _ weight: UnsafePointer<Scalar>, _ bias: UnsafePointer<Scalar>,
                         in k: Int, out m: Int, into y: UnsafeMutablePointer<Scalar>, accumulate: Bool) {
-        Scalar.gemm(context.backend, transA: false, transB: false, m: n, n: m, k: k, alpha: 1, a: x, lda: k,
-                    b: weight, ldb: m, beta: accumulate ? 1 : 0, c: y, ldc: m)
+        product(transA: false, transB: false, m: n, n: m, k: k, alpha: 1, a: x, lda: k, b: weight, ldb: m,
+                beta: accumulate ? 1 : 0, c: y, ldc: m)
         rows(n) { r in for j in 0..<m { y[r * m + j] += bias[j] } }
     }
 
@@ -207,11 +207,9 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
     private func linearBackward(_ x: UnsafePointer<Scalar>, rows n: Int, _ weight: UnsafePointer<Scalar>, in k: Int, out m: Int,
                                 outputGradient dy: UnsafePointer<Scalar>, weightGradient dW: UnsafeMutablePointer<Scalar>,
                                 biasGradient db: UnsafeMutablePointer<Scalar>, inputGradient dx: UnsafeMutablePointer<Scalar>) {
-        Scalar.gemm(context.backend, transA: true, transB: false, m: k, n: m, k: n, alpha: 1, a: x, lda: k,
-                    b: dy, ldb: m, beta: 0, c: dW, ldc: m)
+        product(transA: true, transB: false, m: k, n: m, k: n, alpha: 1, a: x, lda: k, b: dy, ldb: m, beta: 0, c: dW, ldc: m)
         for r in 0..<n { for j in 0..<m { db[j] += dy[r * m + j] } }
-        Scalar.gemm(context.backend, transA: false, transB: true, m: n, n: k, k: m, alpha: 1, a: dy, lda: m,
-                    b: weight, ldb: m, beta: 0, c: dx, ldc: k)
+        product(transA: false, transB: true, m: n, n: k, k: m, alpha: 1, a: dy, lda: m, b: weight, ldb: m, beta: 0, c: dx, ldc: k)
     }
 
     /// gelu_new'(u) = ½(1 + th) + ½u(1 − th²)·c(1 + 3k·u²), th = tanh(c(u + k·u³)); multiplies
@@ -277,6 +275,19 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
                         beta: 0, c: dq, ldc: 3 * e)                                                     // dQ
             Scalar.gemm(serial, transA: true, transB: false, m: t, n: d, k: t, alpha: scale, a: ds, lda: t, b: q, ldb: 3 * e,
                         beta: 0, c: dk, ldc: 3 * e)                                                     // dK
+        }
+    }
+
+    /// A matrix product split by rows of C over the context's threads, each part on the
+    /// single-threaded backend. (Mixing oneDNN's own OpenMP threads with the Dispatch threads
+    /// of the attention and elementwise loops made OpenMP's idle threads spin against them.)
+    private func product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Scalar, a: UnsafePointer<Scalar>, lda: Int,
+                         b: UnsafePointer<Scalar>, ldb: Int, beta: Scalar, c: UnsafeMutablePointer<Scalar>, ldc: Int) {
+        Parallel.forRanges(m, threads: context.threads, minimumChunk: 16) { rows in
+            // Rows i of op(A) are rows of A, or columns of the stored A when transposed.
+            Scalar.gemm(context.serialBackend, transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+                        a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
         }
     }
 
