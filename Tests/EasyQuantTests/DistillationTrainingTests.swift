@@ -140,6 +140,10 @@ final class DistillationTrainingTests: XCTestCase {
         for layer in 0..<2 {
             XCTAssertEqual(first.blocks[layer].values, try BlockWeights(source: source, layer: layer, config: config).values)
         }
+        XCTAssertEqual(first.values(of: "h.2.mlp.c_fc.bias"), first.blocks[2][.feedForwardBias])
+        XCTAssertEqual(first.values(of: "transformer.h.2.attn.c_attn.weight"), first.blocks[2][.attentionWeight])
+        XCTAssertNil(first.values(of: "wte.weight"))
+        XCTAssertNil(first.values(of: "h.7.ln_1.weight"))
 
         let model = try GPT2Model(source: source)
         let context = ComputeContext(threads: 2)

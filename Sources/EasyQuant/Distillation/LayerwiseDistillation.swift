@@ -72,6 +72,17 @@ public struct LayerwiseDistillation {
         public var quantizer: FakeQuantizer
         /// One report per trained block, in layer order.
         public var reports: [BlockReport]
+
+        /// The f32 values of the block tensor with canonical name `name` (`h.<layer>.<tensor>`),
+        /// or nil for any other name (embeddings, ln_f: not trained, take them from the source).
+        /// Quantizing a weight matrix of these with `AbsMax(bits:)` and
+        /// `quantizer.layout(inputs:outputs:)` gives exactly the Ŵ the training ended with.
+        public func values(of name: String) -> [Float]? {
+            let parts = GPT2Names.canonical(name).split(separator: ".", maxSplits: 2)
+            guard parts.count == 3, parts[0] == "h", let layer = Int(parts[1]), blocks.indices.contains(layer),
+                  let tensor = BlockTensor.allCases.first(where: { $0.name == parts[2] }) else { return nil }
+            return blocks[layer][tensor]
+        }
     }
 
     /// Why distillation could not run.
