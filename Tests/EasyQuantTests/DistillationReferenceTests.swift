@@ -81,4 +81,21 @@ final class DistillationReferenceTests: XCTestCase {
             XCTAssertLessThan(expected.mseAfter, expected.mseBefore, "reference block \(expected.layer)")
         }
     }
+
+    /// With the default (bit-dependent) learning rate, LKD lowers every block's error on the
+    /// fixture at 8 and at 4 bits (the reference's windows, 20 steps, groups of 128).
+    func testDefaultLearningRateImprovesEveryFixtureBlock() throws {
+        guard let directory = DistillationFixtures.tinyGPT2() else { throw XCTSkip("fixtures/tiny-gpt2 is absent") }
+        let reference = try loadReference()
+        let source = try openWeightSource(path: directory)
+        for bits in [8, 4] {
+            let options = LayerwiseDistillation.Options(bits: bits, groupSize: 128, steps: 20, batchSize: 2, threads: 2)
+            let result = try LayerwiseDistillation(source: source, options: options).run(windows: reference.windows)
+            XCTAssertEqual(result.reports.count, 4)
+            for r in result.reports {
+                print(String(format: "%d-bit block %d: MSE %.4g -> %.4g", bits, r.layer, r.mseBefore, r.mseAfter))
+                XCTAssertLessThan(r.mseAfter, 0.9 * r.mseBefore, "\(bits)-bit block \(r.layer)")
+            }
+        }
+    }
 }

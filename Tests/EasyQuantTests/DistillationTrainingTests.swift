@@ -156,6 +156,31 @@ final class DistillationTrainingTests: XCTestCase {
         XCTAssertEqual(first.reports[0].mseBefore, mse, accuracy: 1e-5 * mse)
     }
 
+    func testDefaultLearningRateFollowsTheBitWidth() {
+        XCTAssertEqual(LayerwiseDistillation.defaultLearningRate(bits: 4), 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(LayerwiseDistillation.defaultLearningRate(bits: 2), 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(LayerwiseDistillation.defaultLearningRate(bits: 8), 2e-6, accuracy: 1e-12)
+        XCTAssertEqual(LayerwiseDistillation.defaultLearningRate(bits: 6), 1e-4 * 2e-2.squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(LayerwiseDistillation.Options(bits: 8).effectiveLearningRate, 2e-6, accuracy: 1e-12)
+        XCTAssertEqual(LayerwiseDistillation.Options(bits: 8, learningRate: 0.5).effectiveLearningRate, 0.5)
+    }
+
+    /// A learning rate far too large ruins the block; `revertIfWorse` then keeps the loaded one.
+    func testRevertIfWorseKeepsTheLoadedBlock() throws {
+        let source = RandomGPT2Source(config: config, seed: 41)
+        let calibration = windows(4, tokens: 12, seed: 3)
+        let original = try BlockWeights(source: source, layer: 0, config: config)
+        for revert in [false, true] {
+            let options = LayerwiseDistillation.Options(bits: 8, groupSize: 16, steps: 5, learningRate: 0.5, batchSize: 2,
+                                                        layers: [0], revertIfWorse: revert, threads: 2)
+            let result = try LayerwiseDistillation(source: source, options: options).run(windows: calibration)
+            let report = result.reports[0]
+            XCTAssertGreaterThan(report.mseAfter, report.mseBefore)
+            XCTAssertEqual(report.reverted, revert)
+            XCTAssertEqual(result.blocks[0].values == original.values, revert)
+        }
+    }
+
     func testRefusesUnequalWindowsAndUnknownLayers() {
         let source = RandomGPT2Source(config: config, seed: 1)
         XCTAssertThrowsError(try LayerwiseDistillation(source: source, options: .init(steps: 1)).run(windows: [[1, 2, 3], [1, 2]])) {
