@@ -190,5 +190,11 @@ final class DistillationTrainingTests: XCTestCase {
             XCTAssertEqual($0 as? LayerwiseDistillation.Failure, .badLayer(3, layerCount: 3))
         }
         XCTAssertThrowsError(try LayerwiseDistillation(source: source, options: .init(steps: 1)).run(windows: []))
+        XCTAssertThrowsError(try LayerwiseDistillation(source: source, options: .init(steps: 1)).run(windows: [[Int32](repeating: 1, count: 33)])) {
+            XCTAssertEqual($0 as? LayerwiseDistillation.Failure, .windowTooLong(tokens: 33, contextLength: 32))
+        }
+        XCTAssertThrowsError(try LayerwiseDistillation(source: source, options: .init(steps: 1)).run(windows: [[1, 64]])) {
+            XCTAssertEqual($0 as? LayerwiseDistillation.Failure, .badToken(64, vocabularySize: 64))
+        }
     }
 }

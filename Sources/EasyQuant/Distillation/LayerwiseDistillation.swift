@@ -115,11 +115,15 @@ public struct LayerwiseDistillation {
         case noWindows
         case unequalWindows(first: Int, other: Int)
         case badLayer(Int, layerCount: Int)
+        case windowTooLong(tokens: Int, contextLength: Int)
+        case badToken(Int32, vocabularySize: Int)
         public var description: String {
             switch self {
             case .noWindows: return "distillation needs at least one calibration window"
             case let .unequalWindows(a, b): return "calibration windows must all have the same length (found \(a) and \(b) tokens)"
             case let .badLayer(l, n): return "layer \(l) does not exist (the model has \(n) blocks)"
+            case let .windowTooLong(t, n): return "calibration windows of \(t) tokens exceed the model's \(n) positions"
+            case let .badToken(id, n): return "token id \(id) is outside the model's vocabulary of \(n)"
             }
         }
     }
@@ -137,6 +141,10 @@ public struct LayerwiseDistillation {
         if let other = windows.first(where: { $0.count != first.count }) { throw Failure.unequalWindows(first: first.count, other: other.count) }
         let teacher = try GPT2Model(source: source)
         let config = teacher.config
+        guard first.count <= config.contextLength else { throw Failure.windowTooLong(tokens: first.count, contextLength: config.contextLength) }
+        for w in windows {
+            if let bad = w.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) { throw Failure.badToken(bad, vocabularySize: config.vocabSize) }
+        }
         let layers = Set(options.layers ?? Array(0..<config.layerCount))
         if let bad = layers.first(where: { !(0..<config.layerCount).contains($0) }) {
             throw Failure.badLayer(bad, layerCount: config.layerCount)
