@@ -143,7 +143,7 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
             let b = item / heads, h = item % heads
             let q = qkv + b * t * 3 * e + h * d, k = q + e, v = q + 2 * e
             let p = probs + item * t * t
-            Scalar.gemm(context.serialBackend, transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
+            Scalar.gemm(context.backend, transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
                         a: q, lda: 3 * e, b: k, ldb: 3 * e, beta: 0, c: p, ldc: t)
             for i in 0..<t {
                 let row = p + i * t
@@ -155,7 +155,7 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
                 for j in 0...i { row[j] *= inv }
                 for j in (i + 1)..<t { row[j] = 0 }
             }
-            Scalar.gemm(context.serialBackend, transA: false, transB: false, m: t, n: d, k: t, alpha: 1,
+            Scalar.gemm(context.backend, transA: false, transB: false, m: t, n: d, k: t, alpha: 1,
                         a: p, lda: t, b: v, ldb: 3 * e, beta: 0, c: out + b * t * e + h * d, ldc: e)
         }
     }
@@ -259,7 +259,7 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
             let p = probs + item * t * t
             let ds = UnsafeMutablePointer<Scalar>.allocate(capacity: t * t)
             defer { ds.deallocate() }
-            let serial = context.serialBackend
+            let serial = context.backend
             Scalar.gemm(serial, transA: false, transB: true, m: t, n: t, k: d, alpha: 1, a: dO, lda: e, b: v, ldb: 3 * e,
                         beta: 0, c: ds, ldc: t)                                                         // dP
             Scalar.gemm(serial, transA: true, transB: false, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: dO, ldb: e,
@@ -285,7 +285,7 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
                          b: UnsafePointer<Scalar>, ldb: Int, beta: Scalar, c: UnsafeMutablePointer<Scalar>, ldc: Int) {
         Parallel.forRanges(m, threads: context.threads, minimumChunk: 16) { rows in
             // Rows i of op(A) are rows of A, or columns of the stored A when transposed.
-            Scalar.gemm(context.serialBackend, transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+            Scalar.gemm(context.backend, transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
                         a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, b: b, ldb: ldb,
                         beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
         }

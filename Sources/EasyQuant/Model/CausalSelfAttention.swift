@@ -26,7 +26,7 @@ enum CausalSelfAttention {
             let q = qkv + q0 * 3 * e + h * d
             let k = qkv + e + h * d
             let v = qkv + 2 * e + h * d
-            context.serialBackend.sgemm(transA: false, transB: true, m: rows, n: keys, k: d, alpha: scale,
+            context.backend.sgemm(transA: false, transB: true, m: rows, n: keys, k: d, alpha: scale,
                                         a: q, lda: 3 * e, b: k, ldb: 3 * e, beta: 0, c: scores, ldc: keys)
             for i in 0..<rows {
                 let row = scores + i * keys
@@ -35,7 +35,7 @@ enum CausalSelfAttention {
                 for j in visible..<keys { row[j] = 0 }
             }
             let o = outAddress.assumingMemoryBound(to: Float.self) + q0 * e + h * d
-            context.serialBackend.sgemm(transA: false, transB: false, m: rows, n: d, k: keys, alpha: 1,
+            context.backend.sgemm(transA: false, transB: false, m: rows, n: d, k: keys, alpha: 1,
                                         a: scores, lda: keys, b: v, ldb: 3 * e, beta: 0, c: o, ldc: e)
         }
     }

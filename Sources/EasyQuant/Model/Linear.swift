@@ -7,13 +7,16 @@ public enum ComputeMode: String, Sendable, CaseIterable {
     case int8
 }
 
-/// What a forward pass computes with: the matrix backend (a multi-threaded one for single
-/// large products, a single-threaded one for products run side by side), and the mode.
+/// What a forward pass computes with: the mode, the matrix backend, and the threads.
+///
+/// Every product runs on one thread of the backend and the work is split across threads
+/// here (by output channels, heads, query blocks). Letting oneDNN start its own OpenMP
+/// threads as well made OpenMP's spinning workers fight the Dispatch threads for the two
+/// cores, which cost several times the work itself.
 public struct ComputeContext: Sendable {
     public var mode: ComputeMode
+    /// A single-threaded backend: callers split the work.
     public var backend: any MatrixBackend
-    /// The same backend limited to one thread, for work already split across threads.
-    public var serialBackend: any MatrixBackend
     public var threads: Int
     /// When set, forward passes add their time per phase to it.
     public var profile: ForwardProfile?
@@ -21,8 +24,7 @@ public struct ComputeContext: Sendable {
     public init(mode: ComputeMode = .f32, backendName: String = MatrixBackends.names[0], threads: Int = Parallel.defaultThreads) {
         self.mode = mode
         self.threads = threads
-        backend = MatrixBackends.named(backendName, threads: threads)!
-        serialBackend = MatrixBackends.named(backendName, threads: 1)!
+        backend = MatrixBackends.named(backendName, threads: 1)!
     }
 }
 
@@ -49,15 +51,39 @@ public struct Linear: Sendable {
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>, context: ComputeContext) {
         switch (weight, context.mode) {
         case (.dense(let w), _):
-            // Dense weights only reach int8 mode if the caller chose to keep them in float.
-            context.backend.sgemm(transA: false, transB: outputIsRows, m: m, n: outFeatures, k: inFeatures, alpha: 1,
-                                  a: x, lda: inFeatures, b: w.values, ldb: w.columns, beta: 0, c: y, ldc: outFeatures)
-            addBias(y, rows: m, columns: 0..<outFeatures)
+            // Dense weights reach int8 mode only when the caller chose to keep them in float.
+            forwardDense(w, x, m, y, context)
         case (.quantized(let w), .f32):
             forwardDequantizing(w, x, m, y, context)
         case (.quantized(let w), .int8):
             let xq = QuantizedActivations(x, rows: m, columns: inFeatures, groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads)
             forwardInt8(w, xq, y, context)
+        }
+    }
+
+    /// Output channels [n0, n1) of every parallel piece: at most `width` wide, and at least
+    /// one piece per thread.
+    func tiles(width: Int, threads: Int) -> [Range<Int>] {
+        let n = outFeatures
+        let perThread = (n + threads - 1) / max(1, threads)
+        let w = max(16, min(width, (perThread + 15) / 16 * 16))
+        return stride(from: 0, to: n, by: w).map { $0..<min(n, $0 + w) }
+    }
+
+    /// Float weights: the product split by output channels, each piece on its own thread,
+    /// reading the weight in place.
+    private func forwardDense(_ w: DenseWeight, _ x: UnsafePointer<Float>, _ m: Int, _ y: UnsafeMutablePointer<Float>,
+                              _ context: ComputeContext) {
+        let n = outFeatures, k = inFeatures
+        let pieces = tiles(width: .max, threads: context.threads)
+        let yAddress = UnsafeMutableRawPointer(y)
+        Parallel.forEach(pieces.count, threads: context.threads) { t in
+            let r = pieces[t]
+            let out = yAddress.assumingMemoryBound(to: Float.self)
+            let b = outputIsRows ? w.values + r.lowerBound * k : w.values + r.lowerBound
+            context.backend.sgemm(transA: false, transB: outputIsRows, m: m, n: r.count, k: k, alpha: 1,
+                                  a: x, lda: k, b: b, ldb: outputIsRows ? k : n, beta: 0, c: out + r.lowerBound, ldc: n)
+            addBias(out, rows: m, columns: r)
         }
     }
 
@@ -81,20 +107,20 @@ public struct Linear: Sendable {
     private func forwardDequantizing(_ w: QuantizedWeight, _ x: UnsafePointer<Float>, _ m: Int,
                                      _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
         let n = outFeatures, k = inFeatures
-        let tiles = (n + Self.tileWidth - 1) / Self.tileWidth
+        let pieces = tiles(width: Self.tileWidth, threads: context.threads)
         let yAddress = UnsafeMutableRawPointer(y)
-        Parallel.forEach(tiles, threads: context.threads) { t in
-            let n0 = t * Self.tileWidth, n1 = min(n, n0 + Self.tileWidth), nb = n1 - n0
+        Parallel.forEach(pieces.count, threads: context.threads) { t in
+            let n0 = pieces[t].lowerBound, n1 = pieces[t].upperBound, nb = n1 - n0
             let tile = UnsafeMutablePointer<Float>.allocate(capacity: nb * k)
             defer { tile.deallocate() }
             let out = yAddress.assumingMemoryBound(to: Float.self)
             if outputIsRows {
                 w.dequantize(rows: n0..<n1, columns: 0..<k, into: tile, ld: k)
-                context.serialBackend.sgemm(transA: false, transB: true, m: m, n: nb, k: k, alpha: 1,
+                context.backend.sgemm(transA: false, transB: true, m: m, n: nb, k: k, alpha: 1,
                                             a: x, lda: k, b: tile, ldb: k, beta: 0, c: out + n0, ldc: n)
             } else {
                 w.dequantize(rows: 0..<k, columns: n0..<n1, into: tile, ld: nb)
-                context.serialBackend.sgemm(transA: false, transB: false, m: m, n: nb, k: k, alpha: 1,
+                context.backend.sgemm(transA: false, transB: false, m: m, n: nb, k: k, alpha: 1,
                                             a: x, lda: k, b: tile, ldb: nb, beta: 0, c: out + n0, ldc: n)
             }
             addBias(out, rows: m, columns: n0..<n1)
@@ -107,10 +133,10 @@ public struct Linear: Sendable {
         let n = outFeatures, k = inFeatures, m = xq.rows
         let kb = kBlock(w)
         let kBlocks = (k + kb - 1) / kb
-        let tiles = (n + Self.tileWidth - 1) / Self.tileWidth
+        let pieces = tiles(width: Self.tileWidth, threads: context.threads)
         let yAddress = UnsafeMutableRawPointer(y)
-        Parallel.forEach(tiles, threads: context.threads) { t in
-            let n0 = t * Self.tileWidth, n1 = min(n, n0 + Self.tileWidth), nb = n1 - n0
+        Parallel.forEach(pieces.count, threads: context.threads) { t in
+            let n0 = pieces[t].lowerBound, n1 = pieces[t].upperBound, nb = n1 - n0
             let acc = UnsafeMutablePointer<Int32>.allocate(capacity: m * nb)
             let scale = UnsafeMutablePointer<Float>.allocate(capacity: nb)
             let zero = UnsafeMutablePointer<Float>.allocate(capacity: nb)
@@ -120,7 +146,7 @@ public struct Linear: Sendable {
                 for g in 0..<kBlocks {
                     let k0 = g * kb, kLen = min(k, k0 + kb) - k0
                     let b = outputIsRows ? codes.baseAddress! + n0 * k + k0 : codes.baseAddress! + k0 * n + n0
-                    context.serialBackend.gemmS8S8S32(transA: false, transB: outputIsRows, m: m, n: nb, k: kLen,
+                    context.backend.gemmS8S8S32(transA: false, transB: outputIsRows, m: m, n: nb, k: kLen,
                                                       a: xq.codes + k0, lda: k, b: b, ldb: outputIsRows ? k : n,
                                                       c: acc, ldc: nb)
                     for j in 0..<nb {
