@@ -15,7 +15,7 @@ public struct CalibrationOptions: Sendable {
 
 /// The methods that run the model over calibration text before quantizing.
 public enum CalibratedMethods {
-    public static let names = ["smoothquant"]
+    public static let names = ["smoothquant", "zeroquant"]
 
     /// Loads the f32 model and its tokenizer from `source` and draws the calibration windows.
     public static func prepareCalibration(_ source: SafetensorsModel, options: CalibrationOptions, threads: Int)
@@ -45,5 +45,29 @@ public enum CalibratedMethods {
         options.preparation = try SmoothQuant(source: weights, statistics: stats, layers: model.config.layerCount, alpha: alpha)
         options.calibration = set.metadata
         return options
+    }
+
+    /// ZeroQuant: symmetric group-wise weights (the absmax formula per group of `granularity`,
+    /// default 128 inputs) at `bits`, improved block by block by layer-wise knowledge
+    /// distillation when `lkd.steps` > 0; int8 activations per token at inference unless
+    /// `weightOnly`. Returns the options and the distillation's per-block report.
+    public static func zeroQuant(_ source: SafetensorsModel, calibration: CalibrationOptions, lkd: LayerwiseDistillation.Options,
+                                 weightOnly: Bool, base: ConversionOptions,
+                                 progress: ((LayerwiseDistillation.Progress) -> Void)? = nil)
+        throws -> (options: ConversionOptions, reports: [LayerwiseDistillation.BlockReport]) {
+        var options = base
+        options.method = AbsMax.name
+        options.recordedMethod = "zeroquant"
+        options.compute = weightOnly ? .f32 : .int8
+        if case .channel = base.granularity { options.granularity = .group(lkd.groupSize) }
+        guard lkd.steps > 0 else { return (options, []) }
+        let (_, weights, set) = try prepareCalibration(source, options: calibration, threads: base.threads)
+        var lkdOptions = lkd
+        lkdOptions.bits = base.bits
+        if case .group(let g) = options.granularity { lkdOptions.groupSize = g }
+        let result = try LayerwiseDistillation(source: weights, options: lkdOptions).run(windows: set.windows, progress: progress)
+        options.preparation = DistilledWeights(result: result, options: lkdOptions)
+        options.calibration = set.metadata
+        return (options, result.reports)
     }
 }
