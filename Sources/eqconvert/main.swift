@@ -104,6 +104,7 @@ struct EQConvert: ParsableCommand {
     }
 
     func quantize() throws {
+        let start = Date()
         let source = try SafetensorsModel(path: input)
         var distillation: [LayerwiseDistillation.BlockReport] = []
         var options = ConversionOptions(method: method, bits: bits, granularity: Granularity(granularity)!,
@@ -127,7 +128,8 @@ struct EQConvert: ParsableCommand {
             calBar.finish()
         }
         let bar = ProgressBar(label: "quantizing", unit: "MB", scale: 1e6)
-        let report = try ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }
+        var report = try ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }
+        report.seconds = Date().timeIntervalSince(start)  // calibration and distillation included
         bar.finish()
         var lkdTable = TextTable([.init("block"), .init("MSE before"), .init("MSE after"), .init("change"), .init("seconds")])
         for r in distillation {
