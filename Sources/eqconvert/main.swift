@@ -86,7 +86,7 @@ struct EQConvert: ParsableCommand {
         guard all.contains(method) else {
             throw ValidationError("unknown --method \(method); choose one of: \(all.joined(separator: ", "))")
         }
-        if CalibratedMethods.names.contains(method), calib == nil {
+        if CalibratedMethods.names.contains(method), calib == nil, !(method == "zeroquant" && lkdSteps == 0) {
             throw ValidationError("--method \(method) needs calibration text: add --calib FILE (e.g. fixtures/calibration/corpus-calib.txt)")
         }
         guard calibSamples >= 1 else { throw ValidationError("--calib-samples must be at least 1") }
@@ -112,20 +112,24 @@ struct EQConvert: ParsableCommand {
         if let calib {
             let calibration = CalibrationOptions(file: calib, samples: calibSamples, length: calibLen, seed: seed)
             let calBar = ProgressBar(label: "calibrating", unit: "win")
+            let run = try CalibrationRun(source, options: calibration, threads: threads) { calBar.update($0, of: $1) }
+            calBar.finish()
             switch method {
             case "smoothquant":
-                options = try CalibratedMethods.smoothQuant(source, calibration: calibration, alpha: alpha, base: options) { calBar.update($0, of: $1) }
+                options = try CalibratedMethods.smoothQuant(run, alpha: alpha, base: options)
             case "zeroquant":
                 let lkd = LayerwiseDistillation.Options(bits: bits, steps: lkdSteps, learningRate: lkdLr, batchSize: lkdBatch,
                                                         seed: seed, threads: threads)
-                let (zq, reports) = try CalibratedMethods.zeroQuant(source, calibration: calibration, lkd: lkd, weightOnly: weightOnly,
-                                                                    base: options) { p in calBar.update(p.step, of: p.steps) }
-                options = zq
-                distillation = reports
+                let lkdBar = ProgressBar(label: "distilling", unit: "step")
+                (options, distillation) = try CalibratedMethods.zeroQuant(run, lkd: lkd, weightOnly: weightOnly, base: options) {
+                    lkdBar.update($0.layer * $0.steps + $0.step, of: run.model.config.layerCount * $0.steps)
+                }
+                lkdBar.finish()
             default:
-                break
+                options = CalibratedMethods.recordingCalibration(run, base: options)
             }
-            calBar.finish()
+        } else if method == "zeroquant" {
+            options = try CalibratedMethods.zeroQuant(nil, lkd: LayerwiseDistillation.Options(bits: bits, steps: 0), weightOnly: weightOnly, base: options).options
         }
         let bar = ProgressBar(label: "quantizing", unit: "MB", scale: 1e6)
         var report = try ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }

@@ -41,6 +41,12 @@ struct EQPPL: ParsableCommand {
     @Option(help: "Folder with vocab.json + merges.txt (or tokenizer.json) to use instead of the model's own tokenizer.")
     var tokenizer: String?
 
+    @Option(help: "Quantize attention keys and values as a cache would hold them, to 8, 4 or 2 bits (needs key ranges recorded by eqconvert --calib).")
+    var kvBits: Int?
+
+    @Option(help: "With --kv-bits: keep this percentage of outlier values exactly (dense-and-sparse): 0, 0.1, 0.5, 1, 2 or 5.")
+    var kvOutliers: Double = 0
+
     @Option(help: "Write the first window's logits (float32, little-endian, row-major [positions, vocab]) to FILE, to compare with another implementation.")
     var dumpLogits: String?
 
@@ -59,6 +65,7 @@ struct EQPPL: ParsableCommand {
             throw ValidationError("--backend must be one of \(MatrixBackends.names.joined(separator: ", "))")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let kvBits, ![2, 3, 4, 5, 6, 7, 8].contains(kvBits) { throw ValidationError("--kv-bits must be between 2 and 8") }
     }
 
     func run() throws {
@@ -83,6 +90,13 @@ struct EQPPL: ParsableCommand {
         var context = ComputeContext(mode: mode, backendName: backend, threads: threads)
         let timing = profile ? ForwardProfile() : nil
         context.profile = timing
+        if let kvBits {
+            context.kvQuantization = try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.headCount,
+                                                             bits: kvBits, outlierPercent: kvOutliers)
+            context.kvTally = KVQuantization.Tally()
+        }
+        let e = network.config.embeddingSize, layers = network.config.layerCount
+        let kvBytes: Double
         var evaluator = PerplexityEvaluator(model: network, context: context, protocolSettings: settings)
         let dump = try dumpLogits.map { try OutputFile(path: $0) }
         var dumpError: Error?
@@ -95,6 +109,7 @@ struct EQPPL: ParsableCommand {
         let result = evaluator.evaluate(ids) { bar.update($0, of: $1) }
         bar.finish()
         if let dumpError { throw dumpError }
+        kvBytes = Double(layers) * (context.kvQuantization?.bytesPerTokenPerLayer(embedding: e, tally: context.kvTally) ?? Double(2 * e * 4))
         try dump?.commit()
 
         let phases = timing?.seconds ?? []
@@ -105,6 +120,8 @@ struct EQPPL: ParsableCommand {
             ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
             ("text_tokens", JSONValue(textTokens)), ("evaluated_tokens", JSONValue(ids.count)),
             ("scored_tokens", JSONValue(result.scoredTokens)), ("windows", JSONValue(result.windows)),
+            ("kv_bits", kvBits.map { JSONValue($0) } ?? .int(32)), ("kv_outliers_percent", .double(kvBits == nil ? 0 : kvOutliers)),
+            ("kv_bytes_per_token", .double(kvBytes)),
             ("nll_total", .double(result.totalNLL)), ("nll_mean", .double(result.meanNLL)),
             ("ppl", .double(result.perplexity)),
             ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
@@ -123,6 +140,8 @@ struct EQPPL: ParsableCommand {
             ("ctx / stride", "\(settings.contextLength) / \(settings.stride)"),
             ("text tokens", "\(textTokens)" + (ids.count < textTokens ? " (first \(ids.count) evaluated)" : "")),
             ("scored tokens", "\(result.scoredTokens) in \(result.windows) windows"),
+            ("KV cache", (kvBits.map { "\($0)-bit" + (kvOutliers > 0 ? " + \(Format.fixed(kvOutliers, 1))% outliers" : "") } ?? "f32")
+                + ", " + Format.fixed(kvBytes / 1024, 1) + " KiB per token"),
             ("NLL", Format.fixed(result.meanNLL, 4) + " nats/token (total " + Format.fixed(result.totalNLL, 1) + ")"),
             ("perplexity", Format.fixed(result.perplexity, 4)),
             ("elapsed", Format.duration(result.seconds) + "  (" + Format.fixed(result.tokensPerSecond, 0) + " tokens/s)"),

@@ -13,46 +13,85 @@ public struct CalibrationOptions: Sendable {
     }
 }
 
-/// The methods that run the model over calibration text before quantizing.
+/// One pass of the f32 model over the calibration windows, and what it measured.
+public struct CalibrationRun {
+    public var model: GPT2Model
+    public var weights: SafetensorsWeightSource
+    public var windows: CalibrationSet
+    /// Per-input-channel activation statistics of every linear layer.
+    public var activations: ActivationStatistics
+    /// Per-channel key ranges for KV-cache quantization.
+    public var keys: KVCalibration
+
+    /// Loads the f32 model and its tokenizer, draws the windows, and runs the model over them once.
+    public init(_ source: SafetensorsModel, options: CalibrationOptions, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws {
+        weights = try SafetensorsWeightSource(model: source)
+        model = try GPT2Model(source: weights)
+        let tokenizer = try EvaluationSetup.tokenizer(for: weights, override: nil)
+        let length = min(options.length ?? 512, model.config.contextLength)
+        windows = try CalibrationSet(path: options.file, tokenizer: tokenizer, samples: options.samples,
+                                     length: length, seed: options.seed, threads: threads)
+        let c = model.config
+        activations = ActivationStatistics(layers: c.layerCount)
+        keys = KVCalibration(layers: c.layerCount, embedding: c.embeddingSize, expectedTokens: options.samples * length)
+        let observers = ObserverGroup([activations, keys])
+        let context = ComputeContext(mode: .f32, threads: threads)
+        for (i, w) in windows.windows.enumerated() {
+            _ = model.hiddenStates(w, context: context, observer: observers)
+            progress?(i + 1, windows.windows.count)
+        }
+    }
+}
+
+/// Several observers watching one forward pass.
+public final class ObserverGroup: ForwardObserver {
+    public let members: [any ForwardObserver]
+    public init(_ members: [any ForwardObserver]) { self.members = members }
+    public func blockInput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {
+        for m in members { m.blockInput(layer: layer, x, tokens: tokens) }
+    }
+    public func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {
+        for m in members { m.blockOutput(layer: layer, x, tokens: tokens) }
+    }
+    public func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens: Int) {
+        for m in members { m.linearInput(layer: layer, linear, x, tokens: tokens) }
+    }
+    public func projectedQKV(layer: Int, _ qkv: UnsafeBufferPointer<Float>, tokens: Int) {
+        for m in members { m.projectedQKV(layer: layer, qkv, tokens: tokens) }
+    }
+}
+
+/// The methods that run the model over calibration text before quantizing, and the
+/// calibration any method records when given `--calib` (key ranges for KV-cache quantization).
 public enum CalibratedMethods {
     public static let names = ["smoothquant", "zeroquant"]
 
-    /// Loads the f32 model and its tokenizer from `source` and draws the calibration windows.
-    public static func prepareCalibration(_ source: SafetensorsModel, options: CalibrationOptions, threads: Int)
-        throws -> (model: GPT2Model, weights: SafetensorsWeightSource, calibration: CalibrationSet) {
-        let weights = try SafetensorsWeightSource(model: source)
-        let model = try GPT2Model(source: weights)
-        let tokenizer = try EvaluationSetup.tokenizer(for: weights, override: nil)
-        let length = min(options.length ?? 512, model.config.contextLength)
-        let set = try CalibrationSet(path: options.file, tokenizer: tokenizer, samples: options.samples,
-                                     length: length, seed: options.seed, threads: threads)
-        return (model, weights, set)
+    /// Adds the calibration's key ranges (and its description) to a conversion.
+    public static func recordingCalibration(_ run: CalibrationRun, base: ConversionOptions) -> ConversionOptions {
+        var options = base
+        options.preparation = CombinedPreparation([base.preparation, run.keys].compactMap { $0 })
+        options.calibration = run.windows.metadata
+        return options
     }
 
     /// SmoothQuant W8A8: smoothing from calibration statistics, then absmax int8 weights per
     /// output channel; the file asks for int8 activations at inference.
-    public static func smoothQuant(_ source: SafetensorsModel, calibration options: CalibrationOptions, alpha: Float,
-                                   base: ConversionOptions, progress: ((Int, Int) -> Void)? = nil) throws -> ConversionOptions {
-        let (model, weights, set) = try prepareCalibration(source, options: options, threads: base.threads)
-        let stats = ActivationStatistics.collect(model: model, windows: set.windows,
-                                                 context: ComputeContext(mode: .f32, threads: base.threads), progress: progress)
+    public static func smoothQuant(_ run: CalibrationRun, alpha: Float, base: ConversionOptions) throws -> ConversionOptions {
         var options = base
         options.method = AbsMax.name
         options.bits = 8
         options.granularity = .channel
         options.recordedMethod = "smoothquant"
         options.compute = .int8
-        options.preparation = try SmoothQuant(source: weights, statistics: stats, layers: model.config.layerCount, alpha: alpha)
-        options.calibration = set.metadata
-        return options
+        options.preparation = try SmoothQuant(source: run.weights, statistics: run.activations, layers: run.model.config.layerCount, alpha: alpha)
+        return recordingCalibration(run, base: options)
     }
 
     /// ZeroQuant: symmetric group-wise weights (the absmax formula per group of `granularity`,
     /// default 128 inputs) at `bits`, improved block by block by layer-wise knowledge
     /// distillation when `lkd.steps` > 0; int8 activations per token at inference unless
     /// `weightOnly`. Returns the options and the distillation's per-block report.
-    public static func zeroQuant(_ source: SafetensorsModel, calibration: CalibrationOptions, lkd: LayerwiseDistillation.Options,
-                                 weightOnly: Bool, base: ConversionOptions,
+    public static func zeroQuant(_ run: CalibrationRun?, lkd: LayerwiseDistillation.Options, weightOnly: Bool, base: ConversionOptions,
                                  progress: ((LayerwiseDistillation.Progress) -> Void)? = nil)
         throws -> (options: ConversionOptions, reports: [LayerwiseDistillation.BlockReport]) {
         var options = base
@@ -60,14 +99,16 @@ public enum CalibratedMethods {
         options.recordedMethod = "zeroquant"
         options.compute = weightOnly ? .f32 : .int8
         if case .channel = base.granularity { options.granularity = .group(lkd.groupSize) }
-        guard lkd.steps > 0 else { return (options, []) }
-        let (_, weights, set) = try prepareCalibration(source, options: calibration, threads: base.threads)
-        var lkdOptions = lkd
-        lkdOptions.bits = base.bits
-        if case .group(let g) = options.granularity { lkdOptions.groupSize = g }
-        let result = try LayerwiseDistillation(source: weights, options: lkdOptions).run(windows: set.windows, progress: progress)
-        options.preparation = DistilledWeights(result: result, options: lkdOptions)
-        options.calibration = set.metadata
-        return (options, result.reports)
+        var reports: [LayerwiseDistillation.BlockReport] = []
+        guard let run else { return (options, reports) }
+        if lkd.steps > 0 {
+            var lkdOptions = lkd
+            lkdOptions.bits = base.bits
+            if case .group(let g) = options.granularity { lkdOptions.groupSize = g }
+            let result = try LayerwiseDistillation(source: run.weights, options: lkdOptions).run(windows: run.windows.windows, progress: progress)
+            options.preparation = DistilledWeights(result: result, options: lkdOptions)
+            reports = result.reports
+        }
+        return (recordingCalibration(run, base: options), reports)
     }
 }

@@ -1,42 +1,57 @@
 import Foundation
 
-/// Causal multi-head self-attention over one window, from the fused q|k|v projection.
+/// Causal multi-head self-attention for `queries` new tokens at positions start ..< start+queries,
+/// against the keys and values of positions 0 ..< start+queries.
 ///
 /// For each head and each block of queries, scores = q·kᵀ/√d over the keys up to the
 /// block's last query (keys after it are never computed: causal attention needs only the
 /// lower triangle), masked, softmaxed, and multiplied by v. Heads and query blocks run in
-/// parallel, each product on one thread.
+/// parallel, each product on one thread. A whole window is the case start = 0 with q, k
+/// and v read from the fused q|k|v projection; decoding with a cache reads k and v from it.
 enum CausalSelfAttention {
     static let queryBlock = 64
 
-    /// qkv: [T, 3E] (q, k, v side by side, each split into heads of E/heads); out: [T, E].
+    /// Row-major matrices with leading dimensions: q [queries, E], k and v [start+queries, E],
+    /// each split into heads of E/heads columns; out [queries, E] (leading dimension E).
+    struct Operands {
+        var q: UnsafePointer<Float>, ldq: Int
+        var k: UnsafePointer<Float>, ldk: Int
+        var v: UnsafePointer<Float>, ldv: Int
+        var queries: Int
+        var start: Int
+    }
+
+    /// Attention over a window from the fused projection qkv [T, 3E].
     static func forward(qkv: UnsafePointer<Float>, tokens t: Int, embedding e: Int, heads: Int,
                         into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        forward(Operands(q: qkv, ldq: 3 * e, k: qkv + e, ldk: 3 * e, v: qkv + 2 * e, ldv: 3 * e, queries: t, start: 0),
+                embedding: e, heads: heads, into: out, context: context)
+    }
+
+    static func forward(_ o: Operands, embedding e: Int, heads: Int, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = e / heads
         let scale = 1 / Float(d).squareRoot()
-        let blocks = (t + queryBlock - 1) / queryBlock
+        let blocks = (o.queries + queryBlock - 1) / queryBlock
         let outAddress = UnsafeMutableRawPointer(out)
-        // Larger query blocks first, so the most expensive work items start early.
+        // Later query blocks (more keys) first, so the most expensive items start early.
         Parallel.forEach(heads * blocks, threads: context.threads) { item in
             let h = item % heads, blk = blocks - 1 - item / heads
-            let q0 = blk * queryBlock, q1 = min(t, q0 + queryBlock), rows = q1 - q0
-            let keys = q1
+            let q0 = blk * queryBlock, q1 = min(o.queries, q0 + queryBlock), rows = q1 - q0
+            let keys = o.start + q1
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * keys)
             defer { scores.deallocate() }
-            let q = qkv + q0 * 3 * e + h * d
-            let k = qkv + e + h * d
-            let v = qkv + 2 * e + h * d
             context.backend.sgemm(transA: false, transB: true, m: rows, n: keys, k: d, alpha: scale,
-                                        a: q, lda: 3 * e, b: k, ldb: 3 * e, beta: 0, c: scores, ldc: keys)
+                                  a: o.q + q0 * o.ldq + h * d, lda: o.ldq, b: o.k + h * d, ldb: o.ldk,
+                                  beta: 0, c: scores, ldc: keys)
             for i in 0..<rows {
                 let row = scores + i * keys
-                let visible = q0 + i + 1
+                let visible = o.start + q0 + i + 1
                 VectorOps.softmax(row, count: visible)
                 for j in visible..<keys { row[j] = 0 }
             }
-            let o = outAddress.assumingMemoryBound(to: Float.self) + q0 * e + h * d
+            let dst = outAddress.assumingMemoryBound(to: Float.self) + q0 * e + h * d
             context.backend.sgemm(transA: false, transB: false, m: rows, n: d, k: keys, alpha: 1,
-                                        a: scores, lda: keys, b: v, ldb: 3 * e, beta: 0, c: o, ldc: e)
+                                  a: scores, lda: keys, b: o.v + h * d, ldb: o.ldv, beta: 0, c: dst, ldc: e)
         }
     }
 }

@@ -131,6 +131,10 @@ struct GPT2Block: Sendable {
         profile.measure(.other) { norm1.apply(x, rows: t, columns: e, into: s.normed) }
         see(.attention, s.normed, e)
         profile.measure(.blockProducts) { attention.forward(s.normed, rows: t, into: s.qkv, context: context) }
+        observer?.projectedQKV(layer: layer, UnsafeBufferPointer(start: s.qkv, count: t * 3 * e), tokens: t)
+        if let kv = context.kvQuantization {
+            profile.measure(.attention) { kv.roundTrip(qkv: s.qkv, tokens: t, embedding: e, layer: layer, threads: context.threads, tally: context.kvTally) }
+        }
         profile.measure(.attention) {
             CausalSelfAttention.forward(qkv: s.qkv, tokens: t, embedding: e, heads: headCount, into: s.attended, context: context)
         }
@@ -164,12 +168,15 @@ public protocol ForwardObserver: AnyObject {
     func blockInput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int)
     func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int)
     func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens: Int)
+    /// The fused attention projection q|k|v, [tokens, 3·n_embd], before attention uses it.
+    func projectedQKV(layer: Int, _ qkv: UnsafeBufferPointer<Float>, tokens: Int)
 }
 
 extension ForwardObserver {
     public func blockInput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {}
     public func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {}
     public func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens: Int) {}
+    public func projectedQKV(layer: Int, _ qkv: UnsafeBufferPointer<Float>, tokens: Int) {}
 }
 
 /// Buffers a block needs, allocated once per window and reused by every block.

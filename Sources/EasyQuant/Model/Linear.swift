@@ -20,6 +20,10 @@ public struct ComputeContext: Sendable {
     public var threads: Int
     /// When set, forward passes add their time per phase to it.
     public var profile: ForwardProfile?
+    /// When set, attention keys and values are quantized as a cache would hold them.
+    public var kvQuantization: KVQuantization?
+    /// Counts what the KV quantization kept exactly, for its bytes-per-token figure.
+    public var kvTally: KVQuantization.Tally?
 
     public init(mode: ComputeMode = .f32, backendName: String = MatrixBackends.names[0], threads: Int = Parallel.defaultThreads) {
         self.mode = mode

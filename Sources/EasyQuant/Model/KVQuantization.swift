@@ -1,0 +1,156 @@
+import Foundation
+
+/// Quantization of the attention keys and values as a cache holds them (KVQuant, Hooper et
+/// al. 2024), with simquant's asymmetric formula: s = (2^b − 1)/(hi − lo), z = round(−lo·s),
+/// q = clamp(round(x·s + z), 0, 2^b − 1), x̂ = (q − z)/s.
+///
+/// - Keys per channel, with each channel's range [lo, hi] calibrated at conversion time
+///   (keys have a few channels with large magnitudes in every token, so per-channel ranges fit).
+/// - Values per token and head, with the range computed on the fly from the vector itself.
+/// - Dense-and-sparse outliers (`outlierPercent` P > 0): for values, the largest P% of
+///   magnitudes of each vector are kept exactly and the range is taken over the rest; for
+///   keys, as KVQuant does, the thresholds are per channel and calibrated offline: the
+///   range is the channel's P/2 and 100 − P/2 percentiles, and what falls outside is kept.
+public struct KVQuantization: Sendable {
+    public var bits: Int
+    public var outlierPercent: Double
+    public var heads: Int
+    /// Per layer: the calibrated key range of each channel.
+    public var keyLow: [[Float]]
+    public var keyHigh: [[Float]]
+
+    /// The outlier levels (percent) for which calibration stores key ranges.
+    public static let outlierLevels: [Double] = [0, 0.1, 0.5, 1, 2, 5]
+
+    public init(bits: Int, outlierPercent: Double, heads: Int, keyLow: [[Float]], keyHigh: [[Float]]) {
+        precondition((2...8).contains(bits))
+        self.bits = bits; self.outlierPercent = outlierPercent; self.heads = heads
+        self.keyLow = keyLow; self.keyHigh = keyHigh
+    }
+
+    var levels: Float { Float((1 << bits) - 1) }
+
+    /// Counts of what was stored, for the bytes-per-token report.
+    public final class Tally: @unchecked Sendable {
+        private let lock = Lock()
+        public private(set) var vectors = 0
+        public private(set) var keyOutliers = 0
+        public private(set) var valueOutliers = 0
+        public init() {}
+        func add(keys: Int, values: Int, vectors v: Int) {
+            lock.withLock { keyOutliers += keys; valueOutliers += values; vectors += v }
+        }
+    }
+
+    /// Quantizes and dequantizes one token's key row (E values) of `layer` in place;
+    /// returns how many values were kept exactly.
+    @discardableResult
+    public func roundTripKey(_ row: UnsafeMutablePointer<Float>, width: Int, layer: Int) -> Int {
+        var kept = 0
+        let lo = keyLow[layer], hi = keyHigh[layer]
+        for c in 0..<width {
+            let x = row[c]
+            if outlierPercent > 0, x < lo[c] || x > hi[c] { kept += 1; continue }
+            row[c] = Self.roundTrip(x, low: lo[c], high: hi[c], levels: levels)
+        }
+        return kept
+    }
+
+    /// Quantizes and dequantizes one token's value row (E values, `heads` vectors) in place;
+    /// returns how many values were kept exactly.
+    @discardableResult
+    public func roundTripValue(_ row: UnsafeMutablePointer<Float>, width: Int) -> Int {
+        let d = width / heads
+        var kept = 0
+        let outliers = Int((outlierPercent / 100 * Double(d)).rounded(.up))
+        var magnitudes = [Float](repeating: 0, count: d)
+        for h in 0..<heads {
+            let v = row + h * d
+            var threshold = Float.infinity
+            if outliers > 0 {
+                for i in 0..<d { magnitudes[i] = abs(v[i]) }
+                magnitudes.sort(by: >)
+                threshold = magnitudes[min(outliers, d) - 1]
+            }
+            var lo = Float.infinity, hi = -Float.infinity
+            for i in 0..<d where abs(v[i]) < threshold { lo = min(lo, v[i]); hi = max(hi, v[i]) }
+            for i in 0..<d {
+                if abs(v[i]) >= threshold { kept += 1; continue }
+                v[i] = Self.roundTrip(v[i], low: lo, high: hi, levels: levels)
+            }
+        }
+        return kept
+    }
+
+    /// simquant on one value with range [low, high] (a zero range reproduces the value).
+    @inline(__always) static func roundTrip(_ x: Float, low: Float, high: Float, levels: Float) -> Float {
+        let range = high - low
+        guard range > 0 else { return min(max(x, low), high) }
+        let s = levels / range
+        let z = (-low * s).rounded(.toNearestOrEven)
+        let q = min(max((x * s + z).rounded(.toNearestOrEven), 0), levels)
+        return (q - z) / s
+    }
+
+    /// Rounds keys and values of a window's fused projection qkv [T, 3E] in place, as a
+    /// cache would hold them.
+    func roundTrip(qkv: UnsafeMutablePointer<Float>, tokens: Int, embedding e: Int, layer: Int, threads: Int, tally: Tally?) {
+        Parallel.forRanges(tokens, threads: threads, minimumChunk: 16) { range in
+            var keys = 0, values = 0
+            for t in range {
+                keys += roundTripKey(qkv + t * 3 * e + e, width: e, layer: layer)
+                values += roundTripValue(qkv + t * 3 * e + 2 * e, width: e)
+            }
+            tally?.add(keys: keys, values: values, vectors: range.count)
+        }
+    }
+
+    /// Bytes a cache of this kind holds per token per layer: codes for keys and values,
+    /// a scale and zero point (f32 each) per value vector, and 6 bytes (u16 index + f32)
+    /// per outlier at the rate `tally` counted.
+    public func bytesPerTokenPerLayer(embedding e: Int, tally: Tally?) -> Double {
+        let codes = 2 * Double(e * bits) / 8
+        let valueParameters = Double(heads * 8)
+        let outliers = tally.map { $0.vectors == 0 ? 0 : Double($0.keyOutliers + $0.valueOutliers) / Double($0.vectors) } ?? 0
+        return codes + valueParameters + 6 * outliers
+    }
+
+    // MARK: Calibration storage
+
+    /// Names of the extra tensors that hold the calibrated key ranges of `layer`: [levels, E].
+    public static func keyRangeNames(layer: Int) -> (low: String, high: String) {
+        ("eqm.kv.h.\(layer).key_low", "eqm.kv.h.\(layer).key_high")
+    }
+
+    /// Why KV quantization cannot be set up.
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case notCalibrated(model: String)
+        case unknownLevel(Double)
+        public var description: String {
+            switch self {
+            case .notCalibrated(let m):
+                return "\(m): no calibrated key ranges for --kv-bits; convert the model with --calib FILE (any method) to record them"
+            case .unknownLevel(let p):
+                return "--kv-outliers \(p) is not a calibrated level; use one of \(KVQuantization.outlierLevels.map { Format.fixed($0, 1) }.joined(separator: ", "))"
+            }
+        }
+    }
+
+    /// The settings for `bits` and `outlierPercent` from the key ranges a source carries.
+    public static func load(from source: any WeightSource, layers: Int, heads: Int, bits: Int, outlierPercent: Double) throws -> KVQuantization {
+        guard let level = outlierLevels.firstIndex(where: { abs($0 - outlierPercent) < 1e-9 }) else {
+            throw Failure.unknownLevel(outlierPercent)
+        }
+        var low: [[Float]] = [], high: [[Float]] = []
+        for l in 0..<layers {
+            let names = keyRangeNames(layer: l)
+            guard let shape = source.shapes[names.low], shape.count == 2, shape[0] == outlierLevels.count else {
+                throw Failure.notCalibrated(model: source.origin)
+            }
+            let e = shape[1]
+            low.append(Array(try source.floats(names.low)[(level * e)..<((level + 1) * e)]))
+            high.append(Array(try source.floats(names.high)[(level * e)..<((level + 1) * e)]))
+        }
+        return KVQuantization(bits: bits, outlierPercent: outlierPercent, heads: heads, keyLow: low, keyHigh: high)
+    }
+}
