@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "eqconvert", targets: ["eqconvert"]),
         .executable(name: "eqinspect", targets: ["eqinspect"]),
         .executable(name: "eqppl", targets: ["eqppl"]),
+        .executable(name: "eqgen", targets: ["eqgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,6 +43,10 @@ let package = Package(
         ),
         // Times the tokenizer for scripts/bench-tokenizer.
         .executableTarget(name: "eqbench-tokenizer", dependencies: ["EasyQuant"]),
+        .executableTarget(
+            name: "eqgen",
+            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(
             name: "EasyQuantTests",
             dependencies: ["EasyQuant"],

@@ -74,16 +74,28 @@ public final class GPT2Model: @unchecked Sendable {
     /// An `observer` sees every block's input and output and every linear layer's input,
     /// which is how calibration looks inside the network.
     public func hiddenStates(_ tokens: [Int32], context: ComputeContext, observer: (any ForwardObserver)? = nil) -> [Float] {
+        precondition(tokens.count <= config.contextLength, "window of \(tokens.count) tokens exceeds the model's \(config.contextLength) positions")
+        return run(tokens, cache: nil, context: context, observer: observer)
+    }
+
+    /// Incremental decoding: the hidden states after `ln_f` of `tokens`, which follow the
+    /// `cache.count` tokens already in `cache`; their keys and values are added to it.
+    public func decode(_ tokens: [Int32], cache: KVCache, context: ComputeContext) -> [Float] {
+        precondition(cache.count + tokens.count <= cache.capacity, "the KV cache holds \(cache.capacity) tokens")
+        defer { cache.commit(tokens.count) }
+        return run(tokens, cache: cache, context: context, observer: nil)
+    }
+
+    private func run(_ tokens: [Int32], cache: KVCache?, context: ComputeContext, observer: (any ForwardObserver)?) -> [Float] {
         let t = tokens.count, e = config.embeddingSize
-        precondition(t <= config.contextLength, "window of \(t) tokens exceeds the model's \(config.contextLength) positions")
         var x = [Float](repeating: 0, count: t * e)
         x.withUnsafeMutableBufferPointer { xb in
             let x = xb.baseAddress!
-            context.profile.measure(.other) { embed(tokens, into: x) }
+            context.profile.measure(.other) { embed(tokens, firstPosition: cache?.count ?? 0, into: x) }
             let scratch = BlockScratch(tokens: t, config: config)
             for (l, block) in blocks.enumerated() {
                 observer?.blockInput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
-                block.forward(x, tokens: t, scratch: scratch, context: context, layer: l, observer: observer)
+                block.forward(x, tokens: t, scratch: scratch, context: context, layer: l, cache: cache, observer: observer)
                 observer?.blockOutput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
             }
             context.profile.measure(.other) { finalNorm.apply(x, rows: t, columns: e, into: x) }
@@ -91,15 +103,15 @@ public final class GPT2Model: @unchecked Sendable {
         return x
     }
 
-    /// x[i] = wte[token i] + wpe[i].
-    func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) {
+    /// x[i] = wte[token i] + wpe[firstPosition + i].
+    func embed(_ tokens: [Int32], firstPosition: Int = 0, into x: UnsafeMutablePointer<Float>) {
         let e = config.embeddingSize
         let row = UnsafeMutablePointer<Float>.allocate(capacity: e)
         defer { row.deallocate() }
         for (i, token) in tokens.enumerated() {
             precondition(token >= 0 && Int(token) < config.vocabSize, "token id \(token) is outside the vocabulary of \(config.vocabSize)")
             tokenEmbedding.copyRow(Int(token), into: x + i * e)
-            positionEmbedding.copyRow(i, into: row)
+            positionEmbedding.copyRow(firstPosition + i, into: row)
             for j in 0..<e { x[i * e + j] += row[j] }
         }
     }
@@ -122,7 +134,7 @@ struct GPT2Block: Sendable {
 
     /// x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)), for `tokens` rows of x.
     func forward(_ x: UnsafeMutablePointer<Float>, tokens t: Int, scratch s: BlockScratch, context: ComputeContext,
-                 layer: Int = 0, observer: (any ForwardObserver)? = nil) {
+                 layer: Int = 0, cache: KVCache? = nil, observer: (any ForwardObserver)? = nil) {
         let e = attention.inFeatures
         let profile = context.profile
         func see(_ which: BlockLinear, _ input: UnsafeMutablePointer<Float>, _ width: Int) {
@@ -132,11 +144,17 @@ struct GPT2Block: Sendable {
         see(.attention, s.normed, e)
         profile.measure(.blockProducts) { attention.forward(s.normed, rows: t, into: s.qkv, context: context) }
         observer?.projectedQKV(layer: layer, UnsafeBufferPointer(start: s.qkv, count: t * 3 * e), tokens: t)
-        if let kv = context.kvQuantization {
-            profile.measure(.attention) { kv.roundTrip(qkv: s.qkv, tokens: t, embedding: e, layer: layer, threads: context.threads, tally: context.kvTally) }
-        }
         profile.measure(.attention) {
-            CausalSelfAttention.forward(qkv: s.qkv, tokens: t, embedding: e, heads: headCount, into: s.attended, context: context)
+            if let cache {
+                // Decoding: keys and values come from the cache (quantized there if it is).
+                let (k, v) = cache.append(layer: layer, qkv: s.qkv, tokens: t)
+                CausalSelfAttention.forward(.init(q: s.qkv, ldq: 3 * e, k: k, ldk: e, v: v, ldv: e, queries: t, start: cache.count),
+                                            embedding: e, heads: headCount, into: s.attended, context: context)
+            } else {
+                // A whole window: keys and values rounded as a quantized cache would hold them, if asked.
+                context.kvQuantization?.roundTrip(qkv: s.qkv, tokens: t, embedding: e, layer: layer, threads: context.threads, tally: context.kvTally)
+                CausalSelfAttention.forward(qkv: s.qkv, tokens: t, embedding: e, heads: headCount, into: s.attended, context: context)
+            }
         }
         see(.attentionProjection, s.attended, e)
         profile.measure(.blockProducts) { attentionProjection.forward(s.attended, rows: t, into: s.projected, context: context) }

@@ -51,7 +51,7 @@ public struct KVQuantization: Sendable {
         for c in 0..<width {
             let x = row[c]
             if outlierPercent > 0, x < lo[c] || x > hi[c] { kept += 1; continue }
-            row[c] = Self.roundTrip(x, low: lo[c], high: hi[c], levels: levels)
+            row[c] = Self.decode(Self.encode(x, low: lo[c], high: hi[c], levels: levels), low: lo[c], high: hi[c], levels: levels)
         }
         return kept
     }
@@ -62,34 +62,51 @@ public struct KVQuantization: Sendable {
     public func roundTripValue(_ row: UnsafeMutablePointer<Float>, width: Int) -> Int {
         let d = width / heads
         var kept = 0
-        let outliers = Int((outlierPercent / 100 * Double(d)).rounded(.up))
-        var magnitudes = [Float](repeating: 0, count: d)
+        var vector = [Float](repeating: 0, count: d)
         for h in 0..<heads {
             let v = row + h * d
-            var threshold = Float.infinity
-            if outliers > 0 {
-                for i in 0..<d { magnitudes[i] = abs(v[i]) }
-                magnitudes.sort(by: >)
-                threshold = magnitudes[min(outliers, d) - 1]
-            }
-            var lo = Float.infinity, hi = -Float.infinity
-            for i in 0..<d where abs(v[i]) < threshold { lo = min(lo, v[i]); hi = max(hi, v[i]) }
-            for i in 0..<d {
-                if abs(v[i]) >= threshold { kept += 1; continue }
-                v[i] = Self.roundTrip(v[i], low: lo, high: hi, levels: levels)
+            for i in 0..<d { vector[i] = v[i] }
+            let (lo, hi, outliers) = valueRange(&vector)
+            kept += outliers.count
+            for i in 0..<d where !outliers.contains(i) {
+                v[i] = Self.decode(Self.encode(v[i], low: lo, high: hi, levels: levels), low: lo, high: hi, levels: levels)
             }
         }
         return kept
     }
 
-    /// simquant on one value with range [low, high] (a zero range reproduces the value).
-    @inline(__always) static func roundTrip(_ x: Float, low: Float, high: Float, levels: Float) -> Float {
+    /// A value vector's quantization range over its inliers, and the indices of its outliers
+    /// (the largest P% of magnitudes).
+    func valueRange(_ v: inout [Float]) -> (low: Float, high: Float, outliers: Set<Int>) {
+        let d = v.count
+        let count = Int((outlierPercent / 100 * Double(d)).rounded(.up))
+        var outliers = Set<Int>()
+        if count > 0 {
+            let order = v.indices.sorted { abs(v[$0]) > abs(v[$1]) || (abs(v[$0]) == abs(v[$1]) && $0 < $1) }
+            outliers = Set(order.prefix(min(count, d)))
+        }
+        var lo = Float.infinity, hi = -Float.infinity
+        for i in 0..<d where !outliers.contains(i) { lo = min(lo, v[i]); hi = max(hi, v[i]) }
+        if lo > hi { (lo, hi) = (0, 0) }
+        return (lo, hi, outliers)
+    }
+
+    /// simquant's code of x for the range [low, high]: s = levels/(high − low), z = round(−low·s).
+    @inline(__always) static func encode(_ x: Float, low: Float, high: Float, levels: Float) -> UInt8 {
         let range = high - low
-        guard range > 0 else { return min(max(x, low), high) }
+        guard range > 0 else { return 0 }
         let s = levels / range
         let z = (-low * s).rounded(.toNearestOrEven)
-        let q = min(max((x * s + z).rounded(.toNearestOrEven), 0), levels)
-        return (q - z) / s
+        return UInt8(min(max((x * s + z).rounded(.toNearestOrEven), 0), levels))
+    }
+
+    /// x̂ = (q − z)/s; a zero range decodes to its one value.
+    @inline(__always) static func decode(_ q: UInt8, low: Float, high: Float, levels: Float) -> Float {
+        let range = high - low
+        guard range > 0 else { return low }
+        let s = levels / range
+        let z = (-low * s).rounded(.toNearestOrEven)
+        return (Float(q) - z) / s
     }
 
     /// Rounds keys and values of a window's fused projection qkv [T, 3E] in place, as a

@@ -1,0 +1,102 @@
+import Foundation
+
+/// How the next token is chosen.
+public struct SamplingOptions: Sendable {
+    /// 0 means greedy (the most likely token; the lowest id on ties, as `argmax` picks).
+    public var temperature: Float
+    /// Sample only among the `topK` most likely tokens (nil: all).
+    public var topK: Int?
+    public var seed: UInt64
+
+    public init(temperature: Float = 0, topK: Int? = nil, seed: UInt64 = 0) {
+        self.temperature = temperature; self.topK = topK; self.seed = seed
+    }
+}
+
+/// What a generation produced.
+public struct GenerationResult: Sendable {
+    public var promptTokens: Int
+    public var generated: [Int32]
+    /// Time to process the prompt (prefill) and to produce the new tokens (decode).
+    public var promptSeconds: Double
+    public var decodeSeconds: Double
+    /// Why it stopped: "length", "end of text" or "context full".
+    public var stopReason: String
+    public var kvBytesPerToken: Double
+
+    public var tokensPerSecond: Double { decodeSeconds > 0 ? Double(generated.count) / decodeSeconds : 0 }
+}
+
+/// Incremental decoding with a KV cache: the prompt in one pass, then one token at a time.
+public struct TextGenerator {
+    public var model: GPT2Model
+    public var context: ComputeContext
+    public var kvQuantization: KVQuantization?
+    /// Stop when this token is produced (GPT-2's `<|endoftext|>`), if set.
+    public var endOfText: Int32?
+
+    public init(model: GPT2Model, context: ComputeContext, kvQuantization: KVQuantization? = nil, endOfText: Int32? = nil) {
+        self.model = model; self.context = context; self.kvQuantization = kvQuantization; self.endOfText = endOfText
+    }
+
+    /// Continues `prompt` by up to `maxNewTokens` tokens, calling `onToken` as each arrives.
+    public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
+                         onToken: ((Int32) -> Void)? = nil) -> GenerationResult {
+        precondition(!prompt.isEmpty, "the prompt must have at least one token")
+        let cache = KVCache(config: model.config, quantization: kvQuantization)
+        var rng = SeededGenerator(seed: sampling.seed)
+        let v = model.config.vocabSize, e = model.config.embeddingSize
+        var logits = [Float](repeating: 0, count: v)
+        var generated: [Int32] = []
+        var stop = "length"
+
+        func nextToken(after hidden: [Float], rows: Int) -> Int32 {
+            hidden.withUnsafeBufferPointer { h in
+                logits.withUnsafeMutableBufferPointer { model.logits(h.baseAddress! + (rows - 1) * e, rows: 1, into: $0.baseAddress!, context: context) }
+            }
+            return Self.choose(logits, sampling, &rng)
+        }
+
+        let start = Date()
+        var input = Array(prompt.suffix(cache.capacity - 1))
+        var hidden = model.decode(input, cache: cache, context: context)
+        let promptSeconds = Date().timeIntervalSince(start)
+        let decodeStart = Date()
+        while generated.count < maxNewTokens {
+            let token = nextToken(after: hidden, rows: input.count)
+            generated.append(token)
+            onToken?(token)
+            if token == endOfText { stop = "end of text"; break }
+            if generated.count == maxNewTokens { break }
+            if cache.count >= cache.capacity { stop = "context full"; break }
+            input = [token]
+            hidden = model.decode(input, cache: cache, context: context)
+        }
+        return GenerationResult(promptTokens: prompt.count, generated: generated, promptSeconds: promptSeconds,
+                                decodeSeconds: Date().timeIntervalSince(decodeStart), stopReason: stop,
+                                kvBytesPerToken: cache.bytesPerToken)
+    }
+
+    /// Greedy argmax, or a sample from softmax(logits / temperature) over the top k.
+    static func choose(_ logits: [Float], _ s: SamplingOptions, _ rng: inout SeededGenerator) -> Int32 {
+        if s.temperature <= 0 {
+            var best = 0
+            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+            return Int32(best)
+        }
+        var candidates = Array(logits.indices)
+        if let k = s.topK, k < logits.count {
+            candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            candidates = Array(candidates.prefix(max(1, k)))
+        }
+        let top = candidates.map { logits[$0] }.max()!
+        let weights = candidates.map { Double(exp((logits[$0] - top) / s.temperature)) }
+        let total = weights.reduce(0, +)
+        var u = Double(rng.next() >> 11) / Double(1 << 53) * total
+        for (i, w) in zip(candidates, weights) {
+            u -= w
+            if u < 0 { return Int32(i) }
+        }
+        return Int32(candidates.last!)
+    }
+}
