@@ -15,6 +15,8 @@ var reps = 3
 var minSeconds = 1.0
 var threads = Parallel.defaultThreads
 var only: Set<String>? = nil
+var onlyShapes: Set<String>? = nil
+var vectorOps = false
 var args = CommandLine.arguments.dropFirst()
 while let arg = args.popFirst() {
     switch arg {
@@ -22,8 +24,10 @@ while let arg = args.popFirst() {
     case "--min-seconds": minSeconds = Double(args.popFirst() ?? "") ?? minSeconds
     case "--threads": threads = Int(args.popFirst() ?? "") ?? threads
     case "--only": only = Set((args.popFirst() ?? "").split(separator: ",").map(String.init))
+    case "--vector-ops": vectorOps = true
+    case "--shapes": onlyShapes = Set((args.popFirst() ?? "").split(separator: ",").map(String.init))
     default:
-        FileHandle.standardError.write("usage: eqbench-gemm [--reps N] [--min-seconds S] [--threads T] [--only impl,...]\n".data(using: .utf8)!)
+        FileHandle.standardError.write("usage: eqbench-gemm [--reps N] [--min-seconds S] [--threads T] [--only impl,...] [--shapes name,...] [--vector-ops]\n".data(using: .utf8)!)
         exit(2)
     }
 }
@@ -67,6 +71,57 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 var rng = SplitMix(state: 42)
+
+/// Times of the GPT-2 vector operations at context 1024, and of GELU through Foundation's
+/// scalar tanhf for comparison, one line each: name, elements, best seconds, Melem/s.
+func benchVectorOps() {
+    func line(_ name: String, _ elements: Int, _ t: Double) {
+        print("\(name)\t\(elements)\t\(String(format: "%.5f", t))\t\(String(format: "%.0f", Double(elements) / t / 1e6))")
+        fflush(stdout)
+    }
+    print("# op\telements\tseconds\tMelem/s")
+    let n = 1024 * 3072
+    let x = (0..<n).map { _ in Float.random(in: -6...6, using: &rng) }
+    var y = [Float](repeating: 0, count: n)
+    line("gelu (SIMD exp form, \(threads) threads)", n, best { VectorOps.gelu(x, count: n, out: &y, threads: threads) })
+    line("gelu (SIMD exp form, 1 thread)", n, best { VectorOps.gelu(x, count: n, out: &y, threads: 1) })
+    line("gelu (Foundation tanhf, 1 thread)", n, best {
+        y.withUnsafeMutableBufferPointer { out in
+            for i in 0..<n {
+                let v = x[i]
+                out[i] = 0.5 * v * (1 + tanhf(0.797_884_56 * (v + 0.044715 * v * v * v)))
+            }
+        }
+    })
+    let gamma = [Float](repeating: 1.1, count: 768), beta = [Float](repeating: 0.1, count: 768)
+    line("layerNorm 1024×768", 1024 * 768, best {
+        VectorOps.layerNorm(x, rows: 1024, cols: 768, gamma: gamma, beta: beta, eps: 1e-5, out: &y, threads: threads)
+    })
+    var scores = Array(x[0..<(1024 * 1024)])
+    line("softmax 1024 causal rows of 1024 (one head)", 1024 * 1024 / 2, best {
+        scores.withUnsafeMutableBufferPointer { p in
+            Parallel.forEach(1024, threads: threads) { i in
+                VectorOps.softmaxInPlace(p.baseAddress! + i * 1024, count: 1024, length: i + 1, scale: 0.125)
+            }
+        }
+    })
+    let logits = (0..<(64 * 50257)).map { _ in Float.random(in: -20...20, using: &rng) }
+    var lse = 0 as Float
+    line("logSumExp 64 rows of 50257 (1 thread)", 64 * 50257, best {
+        logits.withUnsafeBufferPointer { p in
+            for r in 0..<64 { lse += VectorOps.logSumExp(p.baseAddress! + r * 50257, count: 50257) }
+        }
+    })
+    var codes = [Int8](repeating: 0, count: n), scales = [Float](repeating: 0, count: 1024), sums = [Int32](repeating: 0, count: 1024)
+    line("quantizeRowsInt8 1024×3072 (+row sums)", n, best {
+        VectorOps.quantizeRowsInt8(x, rows: 1024, cols: 3072, out: &codes, scales: &scales, rowSums: &sums, threads: threads)
+    })
+}
+
+if vectorOps {
+    benchVectorOps()
+    exit(0)
+}
 print("# oneDNN \(OneDNNBackend.version), ISA \(OneDNNBackend.effectiveISA), OpenMP max threads \(OneDNNBackend.openMPMaxThreads)")
 print("# SIMD backend: \(SIMDKernelInfo.description); threads \(threads)")
 print("# impl\tshape\tM\tN\tK\ttransB\tunit\trate\tseconds\tcheck")
@@ -75,7 +130,7 @@ let onednn = OneDNNBackend(threads: threads, int8Path: .s8s8)
 let onednnU8 = OneDNNBackend(threads: threads, int8Path: .u8s8)
 let simd = SIMDBackend(threads: threads)
 
-for s in shapes {
+for s in shapes where onlyShapes.map({ $0.contains(s.name) }) ?? true {
     let a = (0..<(s.m * s.k)).map { _ in Float.random(in: -1...1, using: &rng) }
     let b = (0..<(s.k * s.n)).map { _ in Float.random(in: -1...1, using: &rng) }
     let a8 = (0..<(s.m * s.k)).map { _ in Int8.random(in: .min ... .max, using: &rng) }

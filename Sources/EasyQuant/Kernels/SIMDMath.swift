@@ -41,8 +41,11 @@ func vexp(_ x: FloatVector) -> FloatVector {
     // 88.37 is the largest input whose n = round(x·log2 e) is still 127.
     var xc = x.replacing(with: -87, where: x .< -87)
     xc.replace(with: 88.37, where: xc .> 88.37)
-    let n = roundToInt(xc * log2e)
-    let nf = FloatVector(n)
+    // n = round(x·log2 e), both as a float and as integer lanes, by the magic-number
+    // trick (Swift's Int32→Float vector conversion is an out-of-line call in some builds).
+    let t = xc * log2e + FloatVector(repeating: roundingMagic)
+    let nf = t - FloatVector(repeating: roundingMagic)
+    let n = unsafeBitCast(t, to: IntVector.self) &- IntVector(repeating: 0x4B40_0000)
     // r = x − n·ln2, |r| ≤ ln2/2 (plus rounding).
     var r = xc - nf * ln2Hi
     r = r - nf * ln2Lo
