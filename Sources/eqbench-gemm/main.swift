@@ -122,7 +122,7 @@ if vectorOps {
     benchVectorOps()
     exit(0)
 }
-print("# oneDNN \(OneDNNBackend.version), ISA \(OneDNNBackend.effectiveISA), OpenMP max threads \(OneDNNBackend.openMPMaxThreads)")
+print("# oneDNN \(OneDNNBackend.version), ISA \(OneDNNBackend.effectiveISA), OpenMP default threads \(OneDNNBackend.openMPDefaultThreads)")
 print("# SIMD backend: \(SIMDKernelInfo.description); threads \(threads)")
 print("# impl\tshape\tM\tN\tK\ttransB\tunit\trate\tseconds\tcheck")
 

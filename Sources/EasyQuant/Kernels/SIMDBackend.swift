@@ -8,6 +8,7 @@
 /// any K. Swift's integer SIMD widenings (Int8→Int16→Int32) compile to out-of-line
 /// calls in the baseline build, which made an integer kernel slower than this.
 public struct SIMDBackend: MatrixBackend {
+    /// "simd".
     public var name: String { "simd" }
     /// Threads each call uses.
     public let threads: Int
@@ -18,6 +19,7 @@ public struct SIMDBackend: MatrixBackend {
         self.threads = threads
     }
 
+    /// `C = alpha·op(A)·op(B) + beta·C` in float; see `MatrixBackend.sgemm`.
     public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -43,6 +45,7 @@ public struct SIMDBackend: MatrixBackend {
         }
     }
 
+    /// Exact `C = op(A)·op(B)` from int8 to int32; see `MatrixBackend.gemmS8S8S32`.
     public func gemmS8S8S32(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                             a: UnsafePointer<Int8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
                             c: UnsafeMutablePointer<Int32>, ldc: Int) {
