@@ -150,6 +150,36 @@ final class KernelVectorOpsTests: XCTestCase {
         XCTAssertEqual(equal, [0.25, 0.25, 0.25, 0.25, 0])
     }
 
+    func testSoftmaxCausalRowsEqualsRowByRow() {
+        var rng = TestRNG(seed: 11)
+        let rows = 40, cols = 37, ld = 41
+        let x = (0..<(rows * ld)).map { _ in Float.random(in: -5...5, using: &rng) }
+        for firstLength in [1, 4] {
+            var block = x
+            VectorOps.softmaxCausalRows(&block, rows: rows, cols: cols, ld: ld, firstLength: firstLength, scale: 0.5)
+            for i in 0..<rows {
+                var row = Array(x[(i * ld)..<(i * ld + cols)])
+                VectorOps.softmaxInPlace(&row, count: cols, length: min(cols, firstLength + i), scale: 0.5)
+                XCTAssertEqual(Array(block[(i * ld)..<(i * ld + cols)]), row, "row \(i)")
+                XCTAssertEqual(Array(block[(i * ld + cols)..<(i * ld + ld)]), Array(x[(i * ld + cols)..<(i * ld + ld)]), "stride padding untouched")
+            }
+            XCTAssertEqual(block[0], firstLength == 1 ? 1 : block[0], "the first query sees only itself")
+        }
+    }
+
+    func testLogSumExpRows() {
+        var rng = TestRNG(seed: 12)
+        let rows = 70, cols = 1001, ld = 1003
+        let x = (0..<(rows * ld)).map { _ in Float.random(in: -9...9, using: &rng) }
+        var out = [Float](repeating: .nan, count: rows)
+        VectorOps.logSumExpRows(x, rows: rows, cols: cols, ld: ld, out: &out)
+        for i in 0..<rows {
+            XCTAssertEqual(out[i], x.withUnsafeBufferPointer { VectorOps.logSumExp($0.baseAddress! + i * ld, count: cols) })
+            let ref = log(x[(i * ld)..<(i * ld + cols)].reduce(0.0) { $0 + exp(Double($1)) })
+            XCTAssertEqual(Double(out[i]), ref, accuracy: 1e-5 * abs(ref))
+        }
+    }
+
     func testLogSumExp() {
         var rng = TestRNG(seed: 8)
         let n = 50257

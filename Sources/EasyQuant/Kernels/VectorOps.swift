@@ -216,6 +216,21 @@ public enum VectorOps {
         (row + length).update(repeating: 0, count: count - length)
     }
 
+    /// Causal softmax of a block of attention scores, rows in parallel: row i (of `rows`,
+    /// each `cols` wide at stride `ld`) keeps its first `firstLength + i` entries, capped at
+    /// `cols`, and zeroes the rest. For a full sequence starting at position 0 pass
+    /// `firstLength: 1`; for queries at positions p₀, p₀+1, … over keys 0… pass p₀ + 1.
+    public static func softmaxCausalRows(_ scores: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil,
+                                         firstLength: Int = 1, scale: Float = 1, threads: Int = Parallel.defaultThreads) {
+        let ld = ld ?? cols
+        precondition(rows >= 0 && cols >= 1 && ld >= cols && firstLength >= 1, "softmaxCausalRows: bad shape")
+        forRows(rows, cols: cols, threads: threads) { range in
+            for i in range {
+                softmaxInPlace(scores + i * ld, count: cols, length: Swift.min(cols, firstLength + i), scale: scale)
+            }
+        }
+    }
+
     /// `log Σⱼ exp(xⱼ)` over `row[0..<count]`, computed as `max + log Σ exp(xⱼ − max)` so
     /// nothing overflows; with a row of logits, the token's negative log-likelihood is
     /// `logSumExp(row) − row[target]`. The sum is gathered in float lanes and finished in
@@ -245,6 +260,17 @@ public enum VectorOps {
         }
         while j < count { total += Foundation.exp(Double(row[j] - m)); j += 1 }
         return m + Float(Foundation.log(total))
+    }
+
+    /// `logSumExp` of each row of a rows×cols matrix (stride `ld`), rows in parallel, into
+    /// `out[0..<rows]`: the per-token normaliser of the logits for perplexity.
+    public static func logSumExpRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int? = nil,
+                                     out: UnsafeMutablePointer<Float>, threads: Int = Parallel.defaultThreads) {
+        let ld = ld ?? cols
+        precondition(rows >= 0 && cols >= 1 && ld >= cols, "logSumExpRows: bad shape")
+        forRows(rows, cols: cols, threads: threads) { range in
+            for i in range { out[i] = logSumExp(x + i * ld, count: cols) }
+        }
     }
 
     // MARK: Activation quantization
