@@ -87,11 +87,14 @@ extension Int8: GemmPackable {
 /// Depth of one packed block. At most 1024 keeps the int8 path's float sums exact
 /// (see `SIMDBackend`); 256 keeps a B micro-panel (256×NR floats) in L1/L2.
 let gemmKC = 256
-/// Columns of B packed at once: kc×nc floats (4 MB at 256×4096) stay in the shared L3.
-let gemmNC = 4096
-/// Row panels of A one task computes against its B panels: 16×6 rows × 256 × 4 bytes
-/// = 96 KB, well inside a core's L2.
-let gemmMCPanels = 16
+/// Columns of B packed at once: kc×nc floats (512 KB at 256×512) fit a core's 1 MB L2
+/// beside the A block. On Zen 4 256…4096 all measured within ~5% (the B micro-panel in
+/// L1 is what matters); smaller blocks also give more tasks to share out.
+let gemmNC = 512
+/// Row panels of A one task computes against its B panels: 8 panels × 6 rows × 256 ×
+/// 16 bytes (pre-broadcast) = 192 KB in the baseline build, 8 × 12 × 256 × 4 = 96 KB with
+/// AVX-512; either way in a core's L2 next to the B block.
+let gemmMCPanels = 8
 
 /// Classic Goto-style blocking: for each K block, pack all of A's rows; for each block
 /// of N columns, pack B; then tasks of (row panels × column panels) run the kernel and
@@ -104,8 +107,9 @@ func blockedGemm<T: GemmPackable>(transA: Bool, transB: Bool, m: Int, n: Int, k:
     let mPanels = (m + mr - 1) / mr
     let kcMax = min(k, gemmKC)
     let ncMax = min(gemmNC, (n + nr - 1) / nr * nr)
-    let packedA = UnsafeMutableRawPointer.allocate(byteCount: mPanels * mr * kcMax * 4, alignment: 64)
-        .bindMemory(to: Float.self, capacity: mPanels * mr * kcMax)
+    let aPanel = mr * gemmARepeat // floats per k step of a packed A panel
+    let packedA = UnsafeMutableRawPointer.allocate(byteCount: mPanels * aPanel * kcMax * 4, alignment: 64)
+        .bindMemory(to: Float.self, capacity: mPanels * aPanel * kcMax)
     let packedB = UnsafeMutableRawPointer.allocate(byteCount: ncMax * kcMax * 4, alignment: 64)
         .bindMemory(to: Float.self, capacity: ncMax * kcMax)
     defer {
@@ -120,7 +124,7 @@ func blockedGemm<T: GemmPackable>(transA: Bool, transB: Bool, m: Int, n: Int, k:
         Parallel.forRanges(mPanels, threads: threads, minimumChunk: 8) { panels in
             for p in panels {
                 packA(transA: transA, a: a, lda: lda, i0: p * mr, rows: min(mr, m - p * mr),
-                      p0: pc, kc: kc, into: packedA + p * mr * kc)
+                      p0: pc, kc: kc, into: packedA + p * aPanel * kc)
             }
         }
         var jc = 0
@@ -152,7 +156,7 @@ func blockedGemm<T: GemmPackable>(transA: Bool, transB: Bool, m: Int, n: Int, k:
                     let j0 = jc + q * nr
                     let bPanel = packedB + q * nr * kc
                     for p in pLo..<pHi {
-                        gemmMicroKernel(kc: kc, a: packedA + p * mr * kc, b: bPanel, tile: tileBuffer)
+                        gemmMicroKernel(kc: kc, a: packedA + p * aPanel * kc, b: bPanel, tile: tileBuffer)
                         store(tileBuffer, p * mr, j0, min(mr, m - p * mr), min(nr, n - j0), first)
                     }
                 }
@@ -163,23 +167,29 @@ func blockedGemm<T: GemmPackable>(transA: Bool, transB: Bool, m: Int, n: Int, k:
     }
 }
 
-/// Packs rows i0..<i0+rows, depth p0..<p0+kc of op(A) as dst[k·MR + r], zero-filling
-/// rows past `rows`.
+/// Packs rows i0..<i0+rows, depth p0..<p0+kc of op(A) as dst[(k·MR + r)·R + l] for each
+/// of R = `gemmARepeat` copies, zero-filling rows past `rows`.
 @inline(__always)
 private func packA<T: GemmPackable>(transA: Bool, a: UnsafePointer<T>, lda: Int, i0: Int, rows: Int,
                                     p0: Int, kc: Int, into dst: UnsafeMutablePointer<Float>) {
-    let mr = gemmMR
-    if rows < mr { dst.update(repeating: 0, count: mr * kc) }
+    let mr = gemmMR, rep = gemmARepeat
+    if rows < mr { dst.update(repeating: 0, count: mr * rep * kc) }
     if transA {
         // op(A)(i, p) = a[p·lda + i]: each k step reads `rows` consecutive values.
         for p in 0..<kc {
             let src = a + (p0 + p) * lda + i0
-            for r in 0..<rows { dst[p * mr + r] = src[r].gemmFloat }
+            for r in 0..<rows {
+                let v = src[r].gemmFloat
+                for l in 0..<rep { dst[(p * mr + r) * rep + l] = v }
+            }
         }
     } else {
         for r in 0..<rows {
             let src = a + (i0 + r) * lda + p0
-            for p in 0..<kc { dst[p * mr + r] = src[p].gemmFloat }
+            for p in 0..<kc {
+                let v = src[p].gemmFloat
+                for l in 0..<rep { dst[(p * mr + r) * rep + l] = v }
+            }
         }
     }
 }

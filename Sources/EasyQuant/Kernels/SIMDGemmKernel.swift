@@ -27,6 +27,13 @@ let gemmMR = 6
 #endif
 /// Columns of C computed by one kernel call (two vectors).
 let gemmNR = 2 * GemmVector.scalarCount
+/// Copies of each A value in a packed A panel: the baseline kernel loads A pre-broadcast
+/// (one vector per value); AVX2 and AVX-512 broadcast straight from memory.
+#if EASYQUANT_AVX2 || EASYQUANT_AVX512
+let gemmARepeat = 1
+#else
+let gemmARepeat = GemmVector.scalarCount
+#endif
 
 /// A short description of the SIMD build, for benchmark reports.
 public enum SIMDKernelInfo {
@@ -52,10 +59,23 @@ private func mulAdd(_ acc: inout GemmVector, _ x: GemmVector, _ y: GemmVector) {
     #endif
 }
 
-/// tile[r·NR + c] = Σ_k a[k·MR + r] · b[k·NR + c] for an MR×NR tile.
+/// Row r's A value of the current k step as a vector: one broadcast load with AVX, or
+/// in the baseline build a plain load of the pre-broadcast copies (SSE2 has no broadcast
+/// load, and load + shuffle measured ~1.3× slower in the kernel).
+@inline(__always)
+private func loadA(_ pa: UnsafeRawPointer, _ r: Int) -> GemmVector {
+    #if EASYQUANT_AVX2 || EASYQUANT_AVX512
+    return GemmVector(repeating: pa.load(fromByteOffset: r * 4, as: Float.self))
+    #else
+    return pa.loadUnaligned(fromByteOffset: r * GemmVector.scalarCount * 4, as: GemmVector.self)
+    #endif
+}
+
+/// tile[r·NR + c] = Σ_k a[(k·MR + r)·ARepeat] · b[k·NR + c] for an MR×NR tile.
 ///
-/// `a` is a packed MR-row panel (k-major), `b` a packed NR-column panel (k-major); both
-/// are padded with zeros, so the kernel never needs an edge case.
+/// `a` is a packed MR-row panel (k-major, each value `gemmARepeat` times), `b` a packed
+/// NR-column panel (k-major); both are padded with zeros, so the kernel never needs an
+/// edge case.
 @inline(never)
 func gemmMicroKernel(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) {
 #if EASYQUANT_AVX512
@@ -72,36 +92,36 @@ func gemmMicroKernel(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, 
     var c9a = GemmVector(), c9b = GemmVector()
     var c10a = GemmVector(), c10b = GemmVector()
     var c11a = GemmVector(), c11b = GemmVector()
-    var pa = a
+    var pa = UnsafeRawPointer(a)
     var pb = UnsafeRawPointer(b)
     for _ in 0..<kc {
         let b0 = pb.loadUnaligned(as: GemmVector.self)
         let b1 = pb.loadUnaligned(fromByteOffset: w * 4, as: GemmVector.self)
-        var x = GemmVector(repeating: pa[0])
+        var x = loadA(pa, 0)
         mulAdd(&c0a, x, b0); mulAdd(&c0b, x, b1)
-        x = GemmVector(repeating: pa[1])
+        x = loadA(pa, 1)
         mulAdd(&c1a, x, b0); mulAdd(&c1b, x, b1)
-        x = GemmVector(repeating: pa[2])
+        x = loadA(pa, 2)
         mulAdd(&c2a, x, b0); mulAdd(&c2b, x, b1)
-        x = GemmVector(repeating: pa[3])
+        x = loadA(pa, 3)
         mulAdd(&c3a, x, b0); mulAdd(&c3b, x, b1)
-        x = GemmVector(repeating: pa[4])
+        x = loadA(pa, 4)
         mulAdd(&c4a, x, b0); mulAdd(&c4b, x, b1)
-        x = GemmVector(repeating: pa[5])
+        x = loadA(pa, 5)
         mulAdd(&c5a, x, b0); mulAdd(&c5b, x, b1)
-        x = GemmVector(repeating: pa[6])
+        x = loadA(pa, 6)
         mulAdd(&c6a, x, b0); mulAdd(&c6b, x, b1)
-        x = GemmVector(repeating: pa[7])
+        x = loadA(pa, 7)
         mulAdd(&c7a, x, b0); mulAdd(&c7b, x, b1)
-        x = GemmVector(repeating: pa[8])
+        x = loadA(pa, 8)
         mulAdd(&c8a, x, b0); mulAdd(&c8b, x, b1)
-        x = GemmVector(repeating: pa[9])
+        x = loadA(pa, 9)
         mulAdd(&c9a, x, b0); mulAdd(&c9b, x, b1)
-        x = GemmVector(repeating: pa[10])
+        x = loadA(pa, 10)
         mulAdd(&c10a, x, b0); mulAdd(&c10b, x, b1)
-        x = GemmVector(repeating: pa[11])
+        x = loadA(pa, 11)
         mulAdd(&c11a, x, b0); mulAdd(&c11b, x, b1)
-        pa += 12
+        pa += 12 * gemmARepeat * 4
         pb += 2 * w * 4
     }
     let t = UnsafeMutableRawPointer(tile)
@@ -138,24 +158,24 @@ func gemmMicroKernel(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, 
     var c3a = GemmVector(), c3b = GemmVector()
     var c4a = GemmVector(), c4b = GemmVector()
     var c5a = GemmVector(), c5b = GemmVector()
-    var pa = a
+    var pa = UnsafeRawPointer(a)
     var pb = UnsafeRawPointer(b)
     for _ in 0..<kc {
         let b0 = pb.loadUnaligned(as: GemmVector.self)
         let b1 = pb.loadUnaligned(fromByteOffset: w * 4, as: GemmVector.self)
-        var x = GemmVector(repeating: pa[0])
+        var x = loadA(pa, 0)
         mulAdd(&c0a, x, b0); mulAdd(&c0b, x, b1)
-        x = GemmVector(repeating: pa[1])
+        x = loadA(pa, 1)
         mulAdd(&c1a, x, b0); mulAdd(&c1b, x, b1)
-        x = GemmVector(repeating: pa[2])
+        x = loadA(pa, 2)
         mulAdd(&c2a, x, b0); mulAdd(&c2b, x, b1)
-        x = GemmVector(repeating: pa[3])
+        x = loadA(pa, 3)
         mulAdd(&c3a, x, b0); mulAdd(&c3b, x, b1)
-        x = GemmVector(repeating: pa[4])
+        x = loadA(pa, 4)
         mulAdd(&c4a, x, b0); mulAdd(&c4b, x, b1)
-        x = GemmVector(repeating: pa[5])
+        x = loadA(pa, 5)
         mulAdd(&c5a, x, b0); mulAdd(&c5b, x, b1)
-        pa += 6
+        pa += 6 * gemmARepeat * 4
         pb += 2 * w * 4
     }
     let t = UnsafeMutableRawPointer(tile)
