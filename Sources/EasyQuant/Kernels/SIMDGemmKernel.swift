@@ -37,7 +37,7 @@ let gemmARepeat = GemmVector.scalarCount
 
 /// A short description of the SIMD build, for benchmark reports.
 public enum SIMDKernelInfo {
-    /// e.g. "baseline x86-64 (SSE2), 6x8 float tile".
+    /// e.g. "baseline build (no target CPU), mul+add, 6x8 float tile".
     public static var description: String {
         #if EASYQUANT_AVX512
         let isa = "AVX-512 build (EASYQUANT_SIMD=avx512), FMA"
