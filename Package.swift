@@ -7,6 +7,21 @@ import PackageDescription
 // thin wrappers over it. Native code comes from Debian packages through system-library
 // targets: zstd (libzstd-dev), oneDNN (libdnnl-dev) and OpenSSL's libcrypto (libssl-dev,
 // used only for SHA-256).
+
+// Optional vector instruction set for EasyQuant's own Swift code (the SIMD matrix
+// backend and vector operations). Swift compiles for baseline x86-64 (SSE2) by default,
+// which runs everywhere; `EASYQUANT_SIMD=avx2 swift build ...` (Haswell and later) or
+// `EASYQUANT_SIMD=avx512` (x86-64-v4 level: Skylake-SP, Zen 4 and later) lets the
+// compiler use wider registers and FMA, and the binary then needs that CPU. oneDNN
+// picks its kernels at run time and is unaffected.
+let simdLevelFlags: [String] = {
+    switch Context.environment["EASYQUANT_SIMD"] ?? "" {
+    case "avx2": return ["-target-cpu", "haswell", "-DEASYQUANT_AVX2"]
+    case "avx512": return ["-target-cpu", "skylake-avx512", "-DEASYQUANT_AVX512"]
+    default: return []
+    }
+}()
+
 let package = Package(
     name: "EasyQuant",
     platforms: [.macOS(.v14)],
@@ -27,7 +42,10 @@ let package = Package(
         .target(
             name: "EasyQuant",
             dependencies: ["CZstd", "CDNNL", "CLibCrypto"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            swiftSettings: [
+                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+                .unsafeFlags(simdLevelFlags),
+            ]
         ),
         .executableTarget(
             name: "eqconvert",
@@ -46,6 +64,11 @@ let package = Package(
         .executableTarget(
             name: "eqgen",
             dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "eqbench-gemm",
+            dependencies: ["EasyQuant"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .testTarget(
             name: "EasyQuantTests",

@@ -40,6 +40,20 @@ func precheckGemmShape(_ call: StaticString, transA: Bool, transB: Bool, m: Int,
     precondition(ldc >= max(1, n), "\(call): ldc=\(ldc) too small")
 }
 
+/// `C = beta·C` for an m×n block, not reading C when beta is 0 (the BLAS rule); what
+/// sgemm reduces to when there is nothing to add (k = 0 or alpha = 0). oneDNN 2.6 leaves
+/// C untouched for k = 0, so both backends handle this case themselves.
+func scaleMatrix(_ c: UnsafeMutablePointer<Float>, m: Int, n: Int, ldc: Int, beta: Float) {
+    for i in 0..<m {
+        let row = c + i * ldc
+        if beta == 0 {
+            row.update(repeating: 0, count: n)
+        } else {
+            for j in 0..<n { row[j] *= beta }
+        }
+    }
+}
+
 /// The available matrix backends and the choice among them.
 public enum MatrixBackends {
     /// Names accepted by `named(_:)`, default first.
@@ -63,7 +77,7 @@ public enum MatrixBackends {
     public static func named(_ name: String, threads: Int? = nil) -> (any MatrixBackend)? {
         switch name.lowercased() {
         case "onednn", "dnnl": return OneDNNBackend(threads: threads)
-        case "simd": return nil
+        case "simd": return SIMDBackend(threads: threads ?? Parallel.defaultThreads)
         default: return nil
         }
     }

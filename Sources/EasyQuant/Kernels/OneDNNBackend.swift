@@ -8,10 +8,13 @@ import Glibc
 /// on this project's machines, plain AVX2 or SSE4.1 elsewhere).
 ///
 /// The Debian build of oneDNN 2.6 is threaded with OpenMP (libgomp); it has no
-/// `dnnl_set_max_threads`, so the thread count is the OpenMP one: `OMP_NUM_THREADS`
-/// from the environment, or the `threads` given here, applied with
-/// `omp_set_num_threads` on the calling thread right before each call (OpenMP keeps
-/// that setting per calling thread, so setting it once from another thread would not do).
+/// `dnnl_set_max_threads`, so the thread count is the OpenMP one. Each call sets it with
+/// `omp_set_num_threads` on the calling thread right before calling oneDNN — OpenMP
+/// keeps that setting per calling thread, so setting it once elsewhere would not do —
+/// to `threads`, or with nil to OpenMP's own default as it was at first use
+/// (`OMP_NUM_THREADS`, else every core), so one backend's setting never leaks into another's.
+/// Calls from several threads at once are safe but each starts its own OpenMP team, so
+/// the cores are oversubscribed; make large products from one thread.
 public struct OneDNNBackend: MatrixBackend {
     /// How `gemmS8S8S32` reaches oneDNN.
     public enum Int8Path: String, Sendable, CaseIterable {
@@ -22,8 +25,9 @@ public struct OneDNNBackend: MatrixBackend {
         case u8s8
     }
 
+    /// "onednn".
     public var name: String { "onednn" }
-    /// Threads for each call, or nil to leave OpenMP's own setting alone.
+    /// Threads for each call, or nil for OpenMP's default.
     public let threads: Int?
     /// How the int8 product is computed (both are exact; see the benchmark for speed).
     public let int8Path: Int8Path
@@ -57,27 +61,40 @@ public struct OneDNNBackend: MatrixBackend {
         return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
     }
 
-    /// The number of threads OpenMP would use for a parallel region started now on this thread.
-    public static var openMPMaxThreads: Int {
-        OpenMP.getMaxThreads.map { Int($0()) } ?? 1
-    }
+    /// The number of threads a call with `threads: nil` uses: OpenMP's default
+    /// (`OMP_NUM_THREADS`, else every core), or 1 if the OpenMP runtime was not found.
+    public static var openMPDefaultThreads: Int { OpenMP.defaultThreads }
 
+    /// Whether the OpenMP runtime's `omp_set_num_threads` was found, i.e. whether
+    /// `threads` takes effect (it is always found with Debian's libdnnl, built on libgomp).
+    public static var canSetThreads: Bool { OpenMP.setNumThreads != nil }
+
+    /// `C = alpha·op(A)·op(B) + beta·C` in float; see `MatrixBackend.sgemm`.
     public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         precheckGemmShape("sgemm", transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
         if m == 0 || n == 0 { return }
+        if k == 0 {
+            scaleMatrix(c, m: m, n: n, ldc: ldc, beta: beta)
+            return
+        }
         applyThreads()
         let status = dnnl_sgemm(flag(transA), flag(transB), dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k),
                                 alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc))
         check(status, "dnnl_sgemm", m, n, k)
     }
 
+    /// Exact `C = op(A)·op(B)` from int8 to int32; see `MatrixBackend.gemmS8S8S32`.
     public func gemmS8S8S32(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                             a: UnsafePointer<Int8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
                             c: UnsafeMutablePointer<Int32>, ldc: Int) {
         precheckGemmShape("gemmS8S8S32", transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
         if m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+            return
+        }
         applyThreads()
         var zero: Int32 = 0
         switch int8Path {
@@ -110,7 +127,8 @@ public struct OneDNNBackend: MatrixBackend {
     private func flag(_ trans: Bool) -> CChar { CChar(UInt8(ascii: trans ? "T" : "N")) }
 
     private func applyThreads() {
-        if let threads, let set = OpenMP.setNumThreads { set(Int32(threads)) }
+        let count = threads ?? OpenMP.defaultThreads
+        if let set = OpenMP.setNumThreads { set(Int32(count)) }
     }
 
     private func check(_ status: dnnl_status_t, _ call: String, _ m: Int, _ n: Int, _ k: Int) {
@@ -128,6 +146,8 @@ private enum OpenMP {
 
     static let setNumThreads: SetNumThreads? = symbol("omp_set_num_threads")
     static let getMaxThreads: GetMaxThreads? = symbol("omp_get_max_threads")
+    /// Read once, before this file ever sets a count (`applyThreads` reads it first).
+    static let defaultThreads: Int = getMaxThreads.map { max(1, Int($0())) } ?? 1
 
     private static func symbol<F>(_ name: String) -> F? {
         #if canImport(Glibc)

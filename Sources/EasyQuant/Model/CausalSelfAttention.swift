@@ -43,11 +43,9 @@ enum CausalSelfAttention {
             context.backend.sgemm(transA: false, transB: true, m: rows, n: keys, k: d, alpha: scale,
                                   a: o.q + q0 * o.ldq + h * d, lda: o.ldq, b: o.k + h * d, ldb: o.ldk,
                                   beta: 0, c: scores, ldc: keys)
+            // Row i sees keys 0 ... start+q0+i; later entries become 0.
             for i in 0..<rows {
-                let row = scores + i * keys
-                let visible = o.start + q0 + i + 1
-                VectorOps.softmax(row, count: visible)
-                for j in visible..<keys { row[j] = 0 }
+                VectorOps.softmaxInPlace(scores + i * keys, count: keys, length: o.start + q0 + i + 1)
             }
             let dst = outAddress.assumingMemoryBound(to: Float.self) + q0 * e + h * d
             context.backend.sgemm(transA: false, transB: false, m: rows, n: d, k: keys, alpha: 1,

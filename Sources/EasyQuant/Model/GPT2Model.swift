@@ -98,7 +98,7 @@ public final class GPT2Model: @unchecked Sendable {
                 block.forward(x, tokens: t, scratch: scratch, context: context, layer: l, cache: cache, observer: observer)
                 observer?.blockOutput(layer: l, UnsafeBufferPointer(start: x, count: t * e), tokens: t)
             }
-            context.profile.measure(.other) { finalNorm.apply(x, rows: t, columns: e, into: x) }
+            context.profile.measure(.other) { finalNorm.apply(x, rows: t, columns: e, into: x, threads: context.threads) }
         }
         return x
     }
@@ -140,7 +140,7 @@ struct GPT2Block: Sendable {
         func see(_ which: BlockLinear, _ input: UnsafeMutablePointer<Float>, _ width: Int) {
             observer?.linearInput(layer: layer, which, UnsafeBufferPointer(start: input, count: t * width), tokens: t)
         }
-        profile.measure(.other) { norm1.apply(x, rows: t, columns: e, into: s.normed) }
+        profile.measure(.other) { norm1.apply(x, rows: t, columns: e, into: s.normed, threads: context.threads) }
         see(.attention, s.normed, e)
         profile.measure(.blockProducts) { attention.forward(s.normed, rows: t, into: s.qkv, context: context) }
         observer?.projectedQKV(layer: layer, UnsafeBufferPointer(start: s.qkv, count: t * 3 * e), tokens: t)
@@ -159,15 +159,15 @@ struct GPT2Block: Sendable {
         see(.attentionProjection, s.attended, e)
         profile.measure(.blockProducts) { attentionProjection.forward(s.attended, rows: t, into: s.projected, context: context) }
         profile.measure(.other) {
-            VectorOps.add(s.projected, into: x, count: t * e)
-            norm2.apply(x, rows: t, columns: e, into: s.normed)
+            VectorOps.add(s.projected, into: x, count: t * e, threads: context.threads)
+            norm2.apply(x, rows: t, columns: e, into: s.normed, threads: context.threads)
         }
         see(.feedForward, s.normed, e)
         profile.measure(.blockProducts) { feedForward.forward(s.normed, rows: t, into: s.inner, context: context) }
-        profile.measure(.other) { VectorOps.geluNew(s.inner, count: t * feedForward.outFeatures, threads: context.threads) }
+        profile.measure(.other) { VectorOps.geluInPlace(s.inner, count: t * feedForward.outFeatures, threads: context.threads) }
         see(.feedForwardProjection, s.inner, feedForward.outFeatures)
         profile.measure(.blockProducts) { feedForwardProjection.forward(s.inner, rows: t, into: s.projected, context: context) }
-        profile.measure(.other) { VectorOps.add(s.projected, into: x, count: t * e) }
+        profile.measure(.other) { VectorOps.add(s.projected, into: x, count: t * e, threads: context.threads) }
     }
 }
 
@@ -216,11 +216,11 @@ struct LayerNorm: Sendable {
     let bias: [Float]
     let epsilon: Float
 
-    func apply(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+    func apply(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>, threads: Int = Parallel.defaultThreads) {
         weight.withUnsafeBufferPointer { g in
             bias.withUnsafeBufferPointer { b in
-                VectorOps.layerNorm(x, rows: rows, columns: columns, gamma: g.baseAddress!, beta: b.baseAddress!,
-                                    epsilon: epsilon, into: out)
+                VectorOps.layerNorm(x, rows: rows, cols: columns, gamma: g.baseAddress!, beta: b.baseAddress!,
+                                    eps: epsilon, out: out, threads: threads)
             }
         }
     }

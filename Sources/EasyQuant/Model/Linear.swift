@@ -96,13 +96,12 @@ public struct Linear: Sendable {
         min(inFeatures, outputIsRows ? w.blockColumns : w.blockRows)
     }
 
+    /// Adds the bias to output channels `columns` of m rows (called inside a parallel piece).
     private func addBias(_ y: UnsafeMutablePointer<Float>, rows m: Int, columns: Range<Int>) {
         guard let bias else { return }
         bias.withUnsafeBufferPointer { b in
-            for i in 0..<m {
-                let row = y + i * outFeatures
-                for j in columns { row[j] += b[j] }
-            }
+            VectorOps.addBias(y + columns.lowerBound, rows: m, cols: columns.count, ld: outFeatures,
+                              bias: b.baseAddress! + columns.lowerBound, threads: 1)
         }
     }
 
@@ -198,22 +197,16 @@ public final class QuantizedActivations {
         scales = .allocate(capacity: max(1, rows))
         groups = (columns + groupSize - 1) / max(1, groupSize)
         sums = withSums ? .allocate(capacity: max(1, rows * groups)) : nil
-        let (codes, scales, sums, groups) = (self.codes, self.scales, self.sums, self.groups)
+        VectorOps.quantizeRowsInt8(x, rows: rows, cols: columns, out: codes, scales: scales, threads: threads)
+        // Zero points need the sum of the codes over each block of inputs sharing a weight scale.
+        guard let sums else { return }
+        let (codes, groups) = (self.codes, self.groups)
         Parallel.forRanges(rows, threads: threads, minimumChunk: 16) { range in
             for i in range {
-                let src = x + i * columns, dst = codes + i * columns
-                var amax: Float = 0
-                for j in 0..<columns { amax = max(amax, abs(src[j])) }
-                let s = amax / 127
-                scales[i] = s
-                let inv = s > 0 ? 1 / s : 0
-                for j in 0..<columns { dst[j] = Int8((src[j] * inv).rounded(.toNearestOrEven)) }
-                if let sums {
-                    for g in 0..<groups {
-                        var total: Int32 = 0
-                        for j in (g * groupSize)..<min(columns, (g + 1) * groupSize) { total += Int32(dst[j]) }
-                        sums[i * groups + g] = total
-                    }
+                for g in 0..<groups {
+                    var total: Int32 = 0
+                    for j in (g * groupSize)..<min(columns, (g + 1) * groupSize) { total += Int32(codes[i * columns + j]) }
+                    sums[i * groups + g] = total
                 }
             }
         }
