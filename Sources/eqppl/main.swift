@@ -47,6 +47,9 @@ struct EQPPL: ParsableCommand {
     @Option(help: "With --kv-bits: keep this percentage of outlier values exactly (dense-and-sparse): 0, 0.1, 0.5, 1, 2 or 5.")
     var kvOutliers: Double = 0
 
+    @Option(help: "A reference model (the f32 original, any format): score the same windows with both and report KL divergence, top-1 agreement and logit RMS against it.")
+    var reference: String?
+
     @Option(help: "Write the first window's logits (float32, little-endian, row-major [positions, vocab]) to FILE, to compare with another implementation.")
     var dumpLogits: String?
 
@@ -97,6 +100,10 @@ struct EQPPL: ParsableCommand {
         }
         let e = network.config.embeddingSize, layers = network.config.layerCount
         let kvBytes: Double
+        if let reference {
+            try compare(network, context: context, source: source, against: reference, ids: ids, settings: settings, textTokens: textTokens)
+            return
+        }
         var evaluator = PerplexityEvaluator(model: network, context: context, protocolSettings: settings)
         let dump = try dumpLogits.map { try OutputFile(path: $0) }
         var dumpError: Error?
@@ -153,6 +160,54 @@ struct EQPPL: ParsableCommand {
             }
             print("\n" + table.render(), terminator: "")
         }
+    }
+}
+
+extension EQPPL {
+    /// `--reference`: both models on the same windows, distributions compared position by position.
+    func compare(_ network: GPT2Model, context: ComputeContext, source: any WeightSource, against referencePath: String,
+                 ids: [Int32], settings: PerplexityProtocol, textTokens: Int) throws {
+        let referenceSource = try openWeightSource(path: referencePath)
+        let referenceModel = try GPT2Model(source: referenceSource)
+        guard referenceModel.config.vocabSize == network.config.vocabSize else {
+            throw ModelError.unsupported(origin: referencePath, reason: "its vocabulary (\(referenceModel.config.vocabSize)) differs from the model's (\(network.config.vocabSize)); compare a model with its own original")
+        }
+        var referenceContext = context
+        referenceContext.mode = .f32
+        referenceContext.kvQuantization = nil
+        let comparison = ReferenceComparison(model: network, modelContext: context, reference: referenceModel,
+                                             referenceContext: referenceContext, protocolSettings: settings)
+        let bar = ProgressBar(label: "comparing", unit: "tok")
+        let r = comparison.evaluate(ids) { bar.update($0, of: $1) }
+        bar.finish()
+        let change = 100 * (r.model.perplexity / r.reference.perplexity - 1)
+        if json {
+            print(JSONValue.makeObject([
+                ("model", .string(model)), ("reference", .string(referencePath)), ("method", .string(source.methodDescription)),
+                ("compute", .string(context.mode.rawValue)), ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
+                ("text_tokens", JSONValue(textTokens)), ("scored_tokens", JSONValue(r.model.scoredTokens)),
+                ("ppl", .double(r.model.perplexity)), ("reference_ppl", .double(r.reference.perplexity)),
+                ("ppl_change_percent", .double(change)),
+                ("kl_mean", .double(r.meanKL)), ("kl_p99", .double(r.p99KL)), ("kl_max", .double(r.maxKL)),
+                ("top1_agreement", .double(r.top1Agreement)), ("logit_rms", .double(r.logitRMS)),
+                ("seconds", .double(r.model.seconds)), ("reference_seconds", .double(r.reference.seconds)),
+                ("tokens_per_second", .double(r.model.tokensPerSecond)),
+            ]).prettyPrinted())
+            return
+        }
+        print(TextTable.keyValue([
+            ("model", model + "  (" + source.methodDescription + ", " + context.mode.rawValue + ")"),
+            ("reference", referencePath),
+            ("ctx / stride", "\(settings.contextLength) / \(settings.stride)"),
+            ("scored tokens", "\(r.model.scoredTokens)"),
+            ("perplexity", Format.fixed(r.model.perplexity, 4) + " vs " + Format.fixed(r.reference.perplexity, 4)
+                + " (" + (change >= 0 ? "+" : "") + Format.fixed(change, 3) + "%)"),
+            ("KL divergence", "mean " + Format.scientific(r.meanKL) + ", 99th percentile " + Format.scientific(r.p99KL)
+                + ", max " + Format.scientific(r.maxKL) + " nats"),
+            ("top-1 agreement", Format.fixed(100 * r.top1Agreement, 2) + "%"),
+            ("logit RMS", Format.scientific(r.logitRMS)),
+            ("elapsed", Format.duration(r.model.seconds) + " model, " + Format.duration(r.reference.seconds) + " reference"),
+        ]), terminator: "")
     }
 }
 
