@@ -69,7 +69,8 @@ public struct ErrorMetrics: Equatable, Sendable {
     /// x·x̂ / (|x|·|x̂|): 1 when both are zero vectors, 0 when only one is.
     public var cosine: Double {
         if signalEnergy == 0 || reconstructionEnergy == 0 { return signalEnergy == reconstructionEnergy ? 1 : 0 }
-        return dotProduct / (signalEnergy.squareRoot() * reconstructionEnergy.squareRoot())
+        // One square root of the product: exact for equal vectors, where two roots need not be.
+        return Swift.max(-1, Swift.min(1, dotProduct / (signalEnergy * reconstructionEnergy).squareRoot()))
     }
 }
 

@@ -134,7 +134,9 @@ public struct SVGPlot: Sendable {
         guard lo.isFinite, hi.isFinite, hi > lo else { return [lo.isFinite ? lo : 0] }
         let raw = (hi - lo) / Double(target)
         let magnitude = pow(10, (log10(raw)).rounded(.down))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+        // The nice step whose tick count comes closest to the target (ties: the larger step).
+        func tickCount(_ step: Double) -> Int { Int((hi / step).rounded(.down) - (lo / step).rounded(.up)) + 1 }
+        let step = [20.0, 10, 5, 2, 1].map { $0 * magnitude }.min { abs(tickCount($0) - target) < abs(tickCount($1) - target) }!
         var t = (lo / step).rounded(.up) * step
         var out: [Double] = []
         while t <= hi + step * 1e-9, out.count < 100 {
