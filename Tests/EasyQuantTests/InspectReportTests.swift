@@ -142,5 +142,15 @@ final class InspectReportTests: XCTestCase {
         let model = try InspectedModel.open(out)
         let picks = ModelInspector.representativeTensors(model).map { model.tensorNames[$0] }
         XCTAssertEqual(picks, ["wte.weight", "h.0.attn.c_attn.weight", "h.0.mlp.c_fc.weight", "h.0.mlp.c_proj.weight"])
+
+        // Layers 0, 1, 2 and 10, stored alphabetically (h.10 before h.2): the deepest is 10.
+        let many = dir + "/many.safetensors"
+        let names = ["h.0.mlp.c_proj.weight", "h.1.mlp.c_proj.weight", "h.10.mlp.c_proj.weight", "h.2.mlp.c_proj.weight"]
+        let w = try SafetensorsWriter(path: many, entries: names.map { .init(name: $0, dtype: .f32, shape: [2, 2]) })
+        for _ in names { try w.write(floats: [1, 2, 3, 4]) }
+        try w.finish()
+        let layers = try InspectedModel.open(many)
+        XCTAssertEqual(ModelInspector.representativeTensors(layers).map { layers.tensorNames[$0] }, ["h.10.mlp.c_proj.weight", "h.0.mlp.c_proj.weight", "h.1.mlp.c_proj.weight", "h.2.mlp.c_proj.weight"],
+                       "the deepest c_proj, then a spread to make up the few")
     }
 }

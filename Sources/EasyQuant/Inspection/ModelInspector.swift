@@ -163,12 +163,21 @@ public struct ModelInspector {
         }
     }
 
-    /// Everything about tensor `i`: decoded once, summarised, and dropped.
+    /// Feeds a tensor's values to a body in order, a piece at a time: (element offset, values).
+    typealias ValueStream = ((Int, UnsafeBufferPointer<Float>) throws -> Void) throws -> Void
+
+    /// Elements per piece when dequantizing: 1 MiB of floats, small enough to stay in cache
+    /// and to keep memory flat however large the tensor.
+    static let chunkElements = 1 << 18
+
+    /// Everything about tensor `i`, computed from its codes and its values streamed in pieces
+    /// (a second pass only for histograms, whose range the first pass finds).
     static func inspectTensor(_ i: Int, of model: InspectedModel, original: (SafetensorsModel, SafetensorsModel.Tensor)?,
                               statistics: Bool, histogramBins: Int?, plotBins: Int?) throws -> TensorWork {
         let needValues = statistics || original != nil || histogramBins != nil || plotBins != nil
         var report: TensorReport
-        var values: [Float]?
+        var stream: ValueStream?
+        var done: () -> Void = {}
         switch model {
         case .eqm(let file):
             let record = file.tensors[i]
@@ -185,9 +194,10 @@ public struct ModelInspector {
                 report.clampLimits = CodeEntropy.clampLimits(method: q.method, bits: q.bits, isSigned: q.isSigned)
                 report.scaleRange = range(of: qt.scales)
                 report.zeroPointRange = qt.zeroPoints.flatMap { range(of: $0) }
-                if needValues { values = qt.dequantized() }
+                if needValues { stream = dequantizing(qt) }
             } else if needValues {
-                values = try file.floats(record)
+                let values = try file.floats(record)
+                stream = { body in try values.withUnsafeBufferPointer { try body(0, $0) } }
             }
         case .safetensors(let m):
             let t = m.tensors[i]
@@ -195,48 +205,80 @@ public struct ModelInspector {
                                   sourceDType: t.info.dtype.rawValue, quantization: nil,
                                   elementCount: t.info.elementCount, storedBytes: t.info.byteCount)
             if needValues {
-                values = m.floats(of: t)
-                m.release(t)
+                stream = { body in try ModelConverter.withFloats(of: t, in: m) { try body(0, $0) } }
+                done = { m.release(t) }
             }
         }
+        defer { done() }
 
         var work = TensorWork(report: report)
-        guard let values else { return work }
-        let stats = TensorStatistics(values)
-        if statistics { work.report.statistics = stats }
-        if let bins = histogramBins {
-            var h = Histogram(lower: Double(stats.minimum), upper: Double(stats.maximum), bins: bins)
-            h.add(values)
-            work.histogram = h
-        }
-        guard let (source, tensor) = original else {
-            if let bins = plotBins {
-                var h = Histogram(lower: Double(stats.minimum), upper: Double(stats.maximum), bins: bins)
-                h.add(values)
-                work.panel = SVGPlot.Panel(title: report.name + "  (" + report.storage + ")", series: [SVGPlot.Series(label: "weights", histogram: h)])
+        guard let stream else { return work }
+        let title = report.name + "  (" + report.storage + ")"
+        if let (source, tensor) = original {
+            defer { source.release(tensor) }
+            let shard = source.shards[tensor.shard]
+            let base = shard.fileRange(of: tensor.info).lowerBound, width = tensor.info.dtype.byteSize
+            try ModelConverter.withFloats(of: tensor, in: source) { originalValues in
+                var stats = TensorStatistics(), error = ErrorMetrics()
+                try stream { offset, values in
+                    stats.add(values)
+                    error.add(original: UnsafeBufferPointer(rebasing: originalValues[offset..<(offset + values.count)]), reconstructed: values)
+                    // Done with these pages of the original unless the plot reads them again:
+                    // resident memory stays at one piece, not one tensor.
+                    if plotBins == nil { shard.file.release((base + offset * width)..<(base + (offset + values.count) * width)) }
+                }
+                work.report.error = error
+                if statistics { work.report.statistics = stats }
+                var o = TensorStatistics()
+                if plotBins != nil { o.add(originalValues) }
+                // One range for both plotted series, so the two outlines share their bins.
+                let lo = Swift.min(o.minimum, stats.minimum), hi = Swift.max(o.maximum, stats.maximum)
+                var text = histogramBins.map { Histogram(lower: Double(stats.minimum), upper: Double(stats.maximum), bins: $0) }
+                var plotted = plotBins.map { Histogram(lower: Double(lo), upper: Double(hi), bins: $0) }
+                if text != nil || plotted != nil {
+                    try stream { _, values in text?.add(values); plotted?.add(values) }
+                }
+                work.histogram = text
+                if let bins = plotBins, let plotted {
+                    var ho = Histogram(lower: Double(lo), upper: Double(hi), bins: bins)
+                    ho.add(originalValues)
+                    work.panel = SVGPlot.Panel(title: title, series: [SVGPlot.Series(label: "original", histogram: ho),
+                                                                      SVGPlot.Series(label: "quantized", histogram: plotted)])
+                }
             }
             return work
         }
-        defer { source.release(tensor) }
-        try ModelConverter.withFloats(of: tensor, in: source) { originalValues in
-            var e = ErrorMetrics()
-            values.withUnsafeBufferPointer { e.add(original: originalValues, reconstructed: $0) }
-            work.report.error = e
-            if let bins = plotBins {
-                var o = TensorStatistics()
-                o.add(originalValues)
-                // One range for both, so the two outlines share their bins.
-                let lo = Swift.min(o.minimum, stats.minimum), hi = Swift.max(o.maximum, stats.maximum)
-                var ho = Histogram(lower: Double(lo), upper: Double(hi), bins: bins)
-                ho.add(originalValues)
-                var hq = Histogram(lower: Double(lo), upper: Double(hi), bins: bins)
-                hq.add(values)
-                work.panel = SVGPlot.Panel(title: report.name + "  (" + report.storage + ")",
-                                           series: [SVGPlot.Series(label: "original", histogram: ho),
-                                                    SVGPlot.Series(label: "quantized", histogram: hq)])
+
+        var stats = TensorStatistics()
+        try stream { _, values in stats.add(values) }
+        if statistics { work.report.statistics = stats }
+        var text = histogramBins.map { Histogram(lower: Double(stats.minimum), upper: Double(stats.maximum), bins: $0) }
+        var plotted = plotBins.map { Histogram(lower: Double(stats.minimum), upper: Double(stats.maximum), bins: $0) }
+        if text != nil || plotted != nil {
+            try stream { _, values in text?.add(values); plotted?.add(values) }
+        }
+        work.histogram = text
+        if let plotted { work.panel = SVGPlot.Panel(title: title, series: [SVGPlot.Series(label: "weights", histogram: plotted)]) }
+        return work
+    }
+
+    /// The dequantized values of `q`, produced a block of rows at a time into one buffer.
+    static func dequantizing(_ q: QuantizedTensor) -> ValueStream {
+        { body in
+            let rows = q.shape[0], cols = q.shape[1]
+            guard rows > 0, cols > 0 else { return }
+            let rowsPerChunk = Swift.max(1, chunkElements / cols)
+            var buffer = [Float](repeating: 0, count: Swift.min(rows, rowsPerChunk) * cols)
+            try buffer.withUnsafeMutableBufferPointer { buf in
+                var r = 0
+                while r < rows {
+                    let end = Swift.min(rows, r + rowsPerChunk)
+                    q.dequantizeRows(r..<end, into: buf.baseAddress!)
+                    try body(r * cols, UnsafeBufferPointer(rebasing: buf[0..<((end - r) * cols)]))
+                    r = end
+                }
             }
         }
-        return work
     }
 
     static func range(of xs: [Float]) -> ClosedRange<Float>? {
@@ -255,8 +297,8 @@ public struct ModelInspector {
     }
 
     /// A few tensors that show the model's weight kinds: the token embedding, the first
-    /// attention and MLP input projections and the last MLP output projection when the names
-    /// are GPT-2's, else up to four spread over the quantized (or all) 2-D tensors.
+    /// attention and MLP input projections and the deepest layer's MLP output projection when
+    /// the names are GPT-2's, else up to four spread over the quantized (or all) 2-D tensors.
     public static func representativeTensors(_ model: InspectedModel) -> [Int] {
         let names = model.tensorNames
         var candidates = Array(names.indices)
@@ -272,7 +314,9 @@ public struct ModelInspector {
         add(canonical.first { $0.1 == "wte.weight" }?.0)
         add(canonical.first { $0.1.hasSuffix(".attn.c_attn.weight") }?.0)
         add(canonical.first { $0.1.hasSuffix(".mlp.c_fc.weight") }?.0)
-        add(canonical.last { $0.1.hasSuffix(".mlp.c_proj.weight") }?.0)
+        // The deepest layer by number: files list "h.10" before "h.9".
+        func layer(_ name: String) -> Int { name.split(separator: ".").dropFirst().first.flatMap { Int($0) } ?? -1 }
+        add(canonical.filter { $0.1.hasSuffix(".mlp.c_proj.weight") }.max { layer($0.1) < layer($1.1) }?.0)
         if picks.count < 2 {
             for k in 0..<4 where !candidates.isEmpty {
                 add(candidates[Swift.min(candidates.count - 1, k * (candidates.count - 1) / 3)])
