@@ -61,7 +61,7 @@ def layouts(t, codes, stored):
     return out
 
 
-def study(model, eqconvert, eqinspect, levels, work):
+def study(model, eqconvert, eqinspect, levels, layout_levels, work):
     rows = []
     layout_rows = []
     for method, bits in METHODS:
@@ -76,6 +76,8 @@ def study(model, eqconvert, eqinspect, levels, work):
                          "tensor_bytes": bound["actual_bytes"], "bound_bytes": bound["bound_bytes"],
                          "ratio": bound["actual_over_bound"]})
 
+            if level not in layout_levels:
+                continue
             reader = EQMReader(path)
             cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
             sizes = {}
@@ -117,10 +119,13 @@ def main():
     eqconvert, eqinspect, models = sys.argv[1], sys.argv[2], sys.argv[3:]
     with tempfile.TemporaryDirectory() as work:
         for spec in models:
-            model, _, level_list = spec.partition(":")
-            levels = [int(x) for x in level_list.split(",")] if level_list else LEVELS
-            layout_levels = levels
-            rows, layout_rows = study(model, eqconvert, eqinspect, levels, work)
+            # MODEL[:LEVELS[:LAYOUT_LEVELS]]; re-compressing four layouts at level 19 in Python takes
+            # minutes per configuration on a 124M model, so big models may study layouts at fewer levels.
+            parts = spec.split(":")
+            model = parts[0]
+            levels = [int(x) for x in parts[1].split(",")] if len(parts) > 1 and parts[1] else LEVELS
+            layout_levels = [int(x) for x in parts[2].split(",")] if len(parts) > 2 and parts[2] else levels
+            rows, layout_rows = study(model, eqconvert, eqinspect, levels, layout_levels, work)
             weights_file = model if model.endswith(".safetensors") else os.path.join(model, "model.safetensors")
             print("### `%s` (%s)\n" % (model, mb(os.path.getsize(weights_file))))
             print("Per-channel granularity. Bound = codes at their order-0 entropy (per tensor) + scales, zero points and float tensors as stored.\n")

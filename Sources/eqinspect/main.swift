@@ -39,7 +39,7 @@ struct EQInspect: ParsableCommand {
     @Option(help: "Bins of the plotted histograms.")
     var plotBins = 120
 
-    @Option(help: "Threads to use (default: all cores).")
+    @Option(help: "Threads to use, one tensor each (default: the number of cores).")
     var threads = Parallel.defaultThreads
 
     @Flag(help: "Print everything as one JSON document.")
