@@ -139,6 +139,35 @@ final class InspectCLITests: XCTestCase {
         XCTAssertTrue(typo.stderr.contains("no tensor named h.0.mlp.c_fx.weight"), typo.stderr)
     }
 
+    /// A file that is valid but holds extreme values: a scale of 1e30, a float tensor with NaN
+    /// and infinities, an empty tensor. Every mode must still finish and report them.
+    func testExtremeButValidFileIsReportedNotCrashedOn() throws {
+        let path = dir + "/extreme.eqm"
+        let writer = try EQMWriter(path: path)
+        let layout = BlockLayout(shape: [2, 3], axis: 1, granularity: .channel)
+        let q = QuantizedTensor(shape: [2, 3], method: "absmax", bits: 8, isSigned: true, isSymmetric: true, layout: layout,
+                                codes: [127, 0x81, 0, 1, 2, 3], scales: [1e30, 1, 2], zeroPoints: nil)
+        try writer.append(PendingTensor(name: "huge", quantized: q, sourceDType: .f32, level: 3))
+        try writer.append(PendingTensor(name: "odd", floats: [.nan, .infinity, -.infinity, 1], shape: [4], sourceDType: .f32, level: 3))
+        try writer.append(PendingTensor(name: "empty", floats: [], shape: [0, 5], sourceDType: .f32, level: 3))
+        try writer.finish(metadata: .makeObject([]))
+
+        let svg = dir + "/extreme.svg"
+        let r = try CLIFixtures.run("eqinspect", [path, "--stats", "--json", "--tensor", "huge", "--tensor", "odd", "--tensor", "empty"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let tensors = try XCTUnwrap(JSONValue.parse(r.stdout)["tensors"]?.arrayValue)
+        XCTAssertEqual(tensors[0]["max"]?.doubleValue, Double(Float(127) * 1e30))
+        XCTAssertEqual(tensors[0]["clamp_share"]?.doubleValue, 2.0 / 6, "127 and -127 are absmax's limits")
+        XCTAssertEqual(tensors[1]["non_finite"]?.intValue, 3)
+        XCTAssertEqual(tensors[1]["max"]?.doubleValue, 1)
+        XCTAssertEqual(tensors[2]["elements"]?.intValue, 0)
+        for args in [[path, "--stats"], [path, "--plot", svg, "--tensor", "huge", "--tensor", "odd", "--tensor", "empty"]] {
+            let t = try CLIFixtures.run("eqinspect", args, in: dir)
+            XCTAssertEqual(t.status, 0, "\(args): \(t.stderr)")
+        }
+        XCTAssertEqual(try XMLElementTree(String(contentsOfFile: svg, encoding: .utf8)).all("path").count, 3)
+    }
+
     // MARK: eqconvert
 
     func testConvertSucceedsWithoutTouchingTheInput() throws {

@@ -230,6 +230,18 @@ final class InspectMetricsTests: XCTestCase {
         }
     }
 
+    func testExtremeRangesStillRender() throws {
+        // Values a damaged-but-valid file can decode to: huge, and tiny.
+        for (lo, hi) in [(-3e30, 5e30), (1e-12, 3e-12), (-1.0, 1e25)] {
+            var h = Histogram(lower: lo, upper: hi, bins: 8)
+            h.add([Float(lo), Float(hi), Float((lo + hi) / 2)])
+            let svg = SVGPlot(title: "t", panels: [.init(title: "x", series: [.init(label: "a", histogram: h)])]).render()
+            let root = try XMLElementTree(svg)
+            let ticks = root.all("text").map(\.text).filter { $0.contains("e+") || $0.contains("e-") }
+            XCTAssertFalse(ticks.isEmpty, "extreme ticks in scientific notation: \(lo)...\(hi)")
+        }
+    }
+
     func testNiceTicks() {
         XCTAssertEqual(SVGPlot.ticks(-0.083, 0.076), [-0.05, 0, 0.05])
         let t = SVGPlot.ticks(0, 1)

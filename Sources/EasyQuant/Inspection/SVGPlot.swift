@@ -98,11 +98,11 @@ public struct SVGPlot: Sendable {
         let xDigits = Self.decimals(for: xTicks), yDigits = Self.decimals(for: yTicks)
         for t in yTicks where t <= yHi {
             s += "<line x1=\"\(n(left))\" y1=\"\(n(py(t)))\" x2=\"\(n(right))\" y2=\"\(n(py(t)))\" stroke=\"#e4e4e4\" stroke-width=\"1\"/>\n"
-            s += "<text x=\"\(n(left - 6))\" y=\"\(n(py(t) + 4))\" text-anchor=\"end\" font-size=\"11\">\(Format.fixed(t, yDigits))</text>\n"
+            s += "<text x=\"\(n(left - 6))\" y=\"\(n(py(t) + 4))\" text-anchor=\"end\" font-size=\"11\">\(Self.label(t, yDigits))</text>\n"
         }
         for t in xTicks where t >= xLo && t <= xHi {
             s += "<line x1=\"\(n(px(t)))\" y1=\"\(n(bottom))\" x2=\"\(n(px(t)))\" y2=\"\(n(bottom + 5))\" stroke=\"#333333\" stroke-width=\"1\"/>\n"
-            s += "<text x=\"\(n(px(t)))\" y=\"\(n(bottom + 18))\" text-anchor=\"middle\" font-size=\"11\">\(Format.fixed(t, xDigits))</text>\n"
+            s += "<text x=\"\(n(px(t)))\" y=\"\(n(bottom + 18))\" text-anchor=\"middle\" font-size=\"11\">\(Self.label(t, xDigits))</text>\n"
         }
         for (i, series) in panel.series.enumerated() {
             let h = series.histogram
@@ -151,6 +151,13 @@ public struct SVGPlot: Sendable {
         guard ticks.count >= 2 else { return 2 }
         let step = abs(ticks[1] - ticks[0])
         return max(0, min(8, Int((-log10(step)).rounded(.up))))
+    }
+
+    /// A tick label: fixed decimals for ordinary ranges, scientific notation for the extreme
+    /// values a damaged or unusual tensor can have (fixed notation would need 30 digits).
+    static func label(_ x: Double, _ digits: Int) -> String {
+        if x != 0 && (abs(x) >= 1e6 || abs(x) < 1e-6) || digits > 6 { return Format.scientific(x, 2) }
+        return Format.fixed(x, digits)
     }
 
     /// Text made safe for XML character data and attribute values.
