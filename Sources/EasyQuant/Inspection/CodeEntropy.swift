@@ -13,6 +13,7 @@ public struct CodeEntropy: Equatable, Sendable {
     /// `patternCounts[p]` is how many codes had the stored bit pattern `p`.
     public private(set) var patternCounts: [Int]
 
+    /// An empty count for codes of `bits` bits (1 to 8), signed or not.
     public init(bits: Int, isSigned: Bool) {
         precondition((1...8).contains(bits), "code width must be 1 to 8 bits")
         self.bits = bits

@@ -17,6 +17,7 @@ public struct ErrorMetrics: Equatable, Sendable {
     /// max |x − x̂|.
     public private(set) var maxAbsError = 0.0
 
+    /// No pairs yet.
     public init() {}
 
     /// The metrics of `reconstructed` against `original` (same length).
@@ -84,8 +85,10 @@ public struct ErrorSummary: Equatable, Sendable {
     /// Σ count·cosine over tensors (for the weighted mean).
     private var weightedCosineSum = 0.0
 
+    /// No tensors yet.
     public init() {}
 
+    /// Adds one tensor's metrics.
     public mutating func add(_ tensor: ErrorMetrics) {
         tensors += 1
         pooled.merge(tensor)

@@ -6,11 +6,17 @@ import Foundation
 /// binned over the same range can be drawn on top of each other; values outside it are
 /// counted in `below` / `above`, NaN and infinities in `nonFinite`.
 public struct Histogram: Equatable, Sendable {
+    /// Lower end of the range (of the first bin).
     public let lower: Double
+    /// Upper end of the range (included in the last bin).
     public let upper: Double
+    /// Values per bin.
     public private(set) var counts: [Int]
+    /// Finite values below `lower`.
     public private(set) var below = 0
+    /// Finite values above `upper`.
     public private(set) var above = 0
+    /// NaN and infinite values.
     public private(set) var nonFinite = 0
 
     /// `bins` bins over `lower...upper`. An empty or inverted range is widened around `lower`
@@ -27,7 +33,9 @@ public struct Histogram: Equatable, Sendable {
         counts = [Int](repeating: 0, count: bins)
     }
 
+    /// Number of bins.
     public var bins: Int { counts.count }
+    /// Width of every bin.
     public var binWidth: Double { (upper - lower) / Double(counts.count) }
 
     /// Values inside the range (all bins).
@@ -55,6 +63,7 @@ public struct Histogram: Equatable, Sendable {
         }
     }
 
+    /// Adds values.
     public mutating func add(_ values: [Float]) { values.withUnsafeBufferPointer { add($0) } }
 
     /// The bounds of bin `i`.

@@ -1,32 +1,50 @@
 /// Everything `eqinspect` prints about one model file, as text for people and as one JSON
 /// document for scripts.
 public struct InspectionReport: Sendable {
+    /// What kind of file was inspected.
     public enum Kind: String, Sendable { case eqm, safetensors }
 
     /// An input file of the conversion (or a shard of the inspected safetensors model).
     public struct SourceFile: Sendable {
+        /// File name.
         public var file: String
+        /// Size in bytes, when known.
         public var bytes: Int?
+        /// SHA-256 as lowercase hex, when known.
         public var sha256: String?
     }
 
+    /// The inspected path, as given.
     public var path: String
+    /// `.eqm` or safetensors.
     public var kind: Kind
+    /// Bytes of the file (all shards for a safetensors model).
     public var fileBytes: Int
     /// "1.0" for an `.eqm` file; "safetensors" otherwise.
     public var formatVersion: String
+    /// The conversion's input files (`.eqm`), or the shards themselves (safetensors).
     public var sources: [SourceFile] = []
+    /// The tool that wrote the file.
     public var tool: String?
+    /// That tool's version.
     public var toolVersion: String?
+    /// When the file was written (ISO 8601).
     public var created: String?
+    /// Model architecture, e.g. `gpt2`.
     public var architecture: String?
+    /// Names of the embedded (or companion) tokenizer files.
     public var tokenizerFiles: [String] = []
+    /// Quantization method asked for at conversion.
     public var method: String?
+    /// Scale granularity asked for (`channel`, `tensor`, `group:N`).
     public var granularity: String?
+    /// Code width asked for.
     public var bits: Int?
     /// `metadata.quantization.parameters` as written (e.g. the zstd level).
     public var parameters: JSONValue?
+    /// `--keep` patterns of the conversion.
     public var kept: [String] = []
+    /// Tensors the conversion left out (mask buffers).
     public var dropped: [String] = []
     /// Per tensor, in file order.
     public var tensors: [TensorReport] = []
@@ -36,15 +54,19 @@ public struct InspectionReport: Sendable {
     public var notInFile: [String] = []
     /// Text histograms, by tensor name, in the order asked for.
     public var histograms: [(name: String, histogram: Histogram)] = []
+    /// Where the SVG figure was written, with `--plot`.
     public var plotPath: String?
+    /// The tensors it shows.
     public var plottedTensors: [String] = []
 
+    /// An empty report for a file; `ModelInspector` fills it in.
     public init(path: String, kind: Kind, fileBytes: Int, formatVersion: String) {
         self.path = path; self.kind = kind; self.fileBytes = fileBytes; self.formatVersion = formatVersion
     }
 
     // MARK: Totals
 
+    /// The quantized tensors, in file order.
     public var quantizedTensors: [TensorReport] { tensors.filter(\.isQuantized) }
     /// Elements over all tensors.
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }

@@ -34,10 +34,14 @@ public struct InspectionOptions: Sendable {
     public var plotPath: String?
     /// Tensors to plot; empty picks a few representative ones.
     public var plotTensors: [String]
+    /// Bins of the text histograms.
     public var histogramBins: Int
+    /// Bins of the plotted histograms.
     public var plotBins: Int
+    /// Tensors inspected at once.
     public var threads: Int
 
+    /// Options; the defaults give the header and the storage table only.
     public init(statistics: Bool = false, original: String? = nil, histogramTensors: [String] = [],
                 plotPath: String? = nil, plotTensors: [String] = [], histogramBins: Int = 32, plotBins: Int = 120,
                 threads: Int = Parallel.defaultThreads) {
@@ -55,6 +59,7 @@ public enum InspectionError: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(tensor: String, file: String, shape: [Int], original: String, originalShape: [Int])
     case nothingToPlot(file: String)
 
+    /// One line naming the file and the tensor.
     public var description: String {
         switch self {
         case let .noSuchTensor(file, tensor, known):
@@ -75,14 +80,18 @@ public enum InspectionError: Error, CustomStringConvertible, Equatable {
 /// `threads` tensors (and their originals) are decoded at any time, so a model of any size
 /// is inspected in bounded memory.
 public struct ModelInspector {
+    /// What to compute.
     public var options: InspectionOptions
 
+    /// An inspector with `options`.
     public init(options: InspectionOptions = InspectionOptions()) { self.options = options }
 
+    /// Opens `path` (an `.eqm` file, a safetensors file or a model folder) and inspects it.
     public func inspect(path: String) throws -> InspectionReport {
         try inspect(InspectedModel.open(path), path: path)
     }
 
+    /// Inspects an opened model; `path` names it in the report and in errors.
     public func inspect(_ model: InspectedModel, path: String) throws -> InspectionReport {
         var report = try Self.header(of: model, path: path)
         let names = model.tensorNames

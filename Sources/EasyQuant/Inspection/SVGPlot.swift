@@ -7,25 +7,36 @@ import Foundation
 public struct SVGPlot: Sendable {
     /// One histogram in a panel; series with the same index share a colour across panels.
     public struct Series: Sendable {
+        /// Legend text.
         public var label: String
+        /// The counts to draw.
         public var histogram: Histogram
+        /// A series.
         public init(label: String, histogram: Histogram) { self.label = label; self.histogram = histogram }
     }
 
     /// One set of axes.
     public struct Panel: Sendable {
+        /// Text above the panel (the tensor's name).
         public var title: String
+        /// The histograms drawn over each other.
         public var series: [Series]
+        /// A panel.
         public init(title: String, series: [Series]) { self.title = title; self.series = series }
     }
 
+    /// Text above the figure.
     public var title: String
+    /// Panels, laid out row by row.
     public var panels: [Panel]
+    /// Label of every x axis.
     public var xLabel: String
+    /// Label of every y axis.
     public var yLabel: String
     /// Panels per row.
     public var columns: Int
 
+    /// A figure of `panels` under `title`.
     public init(title: String, panels: [Panel], xLabel: String = "weight value",
                 yLabel: String = "share of weights (%)", columns: Int = 2) {
         self.title = title; self.panels = panels; self.xLabel = xLabel; self.yLabel = yLabel

@@ -1,7 +1,9 @@
 /// What inspection found out about one tensor: how it is stored, what its codes are worth,
 /// and (when asked) its value statistics and its error against the original.
 public struct TensorReport: Sendable {
+    /// Tensor name, as in the file.
     public var name: String
+    /// Logical shape.
     public var shape: [Int]
     /// Short storage description: `f32`, `int8 sym ch1`, `uint4 asym g128 ax1`, `int8 sym tensor`.
     public var storage: String
@@ -9,13 +11,16 @@ public struct TensorReport: Sendable {
     public var sourceDType: String
     /// How the codes are stored, for quantized tensors.
     public var quantization: EQMQuantization?
+    /// Number of elements.
     public var elementCount: Int
     /// Bytes the tensor takes in the file: all its (compressed) blobs in an `.eqm`, its raw
     /// bytes in a safetensors file.
     public var storedBytes: Int
     /// Compressed bytes of the scales and zero points (0 for float tensors).
     public var parameterBytes = 0
+    /// Smallest and largest scale, for quantized tensors.
     public var scaleRange: ClosedRange<Float>?
+    /// Smallest and largest zero point, for asymmetric tensors.
     public var zeroPointRange: ClosedRange<Float>?
     /// Distribution of the stored codes.
     public var codes: CodeEntropy?
@@ -26,12 +31,14 @@ public struct TensorReport: Sendable {
     /// Error against the original, with `--compare`.
     public var error: ErrorMetrics?
 
+    /// A report of how a tensor is stored; the inspector adds codes, statistics and errors.
     public init(name: String, shape: [Int], storage: String, sourceDType: String, quantization: EQMQuantization?,
                 elementCount: Int, storedBytes: Int) {
         self.name = name; self.shape = shape; self.storage = storage; self.sourceDType = sourceDType
         self.quantization = quantization; self.elementCount = elementCount; self.storedBytes = storedBytes
     }
 
+    /// Whether the tensor is stored as codes.
     public var isQuantized: Bool { quantization != nil }
 
     /// Stored bits per element, everything the tensor takes included (0 for an empty tensor).

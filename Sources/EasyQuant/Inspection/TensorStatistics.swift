@@ -20,6 +20,7 @@ public struct TensorStatistics: Equatable, Sendable {
     /// Sum of squared deviations from `mean` (merged with Chan et al.'s pairwise update).
     private var squaredDeviations = 0.0
 
+    /// No values yet.
     public init() {}
 
     /// The statistics of `values`.
