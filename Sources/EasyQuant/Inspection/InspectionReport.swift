@@ -220,7 +220,8 @@ public struct InspectionReport: Sendable {
                 ("  all tensors", Self.errorLine(a)),
             ])
             if !notInFile.isEmpty {
-                out += "  (\(notInFile.count) tensors of the original are not in the file and were skipped: \(notInFile.prefix(3).joined(separator: ", "))\(notInFile.count > 3 ? ", ..." : ""))\n"
+                let one = notInFile.count == 1
+                out += "  (\(notInFile.count) \(one ? "tensor" : "tensors") of the original \(one ? "is" : "are") not in the file and \(one ? "was" : "were") skipped: \(notInFile.prefix(3).joined(separator: ", "))\(notInFile.count > 3 ? ", ..." : ""))\n"
             }
         }
         for (name, h) in histograms {
