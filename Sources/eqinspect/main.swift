@@ -1,1 +1,67 @@
-print("eqinspect: not yet")
+import ArgumentParser
+import EasyQuant
+import Foundation
+
+/// eqinspect: what an .eqm (or safetensors) file holds, what its codes are worth, and what
+/// quantization cost against the original.
+struct EQInspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eqinspect",
+        abstract: "Show what an .eqm or safetensors model holds and what quantizing it cost.",
+        discussion: """
+        Prints the header (format, sources with their SHA-256, tool, method and settings, totals) and a \
+        table of every tensor: shape, storage, scale and zero-point ranges, compressed bytes, stored bits \
+        per weight and the order-0 entropy of its codes, then how close the file comes to that entropy \
+        bound. --stats adds value statistics, --compare the error against the original model, --plot an \
+        SVG of original against quantized weight distributions. FILE may also be a .safetensors file or \
+        a model folder.
+        """,
+        version: EasyQuantVersion.string)
+
+    @Argument(help: "An .eqm file, a .safetensors file, or a Hugging Face model folder.")
+    var file: String
+
+    @Flag(help: "Per-tensor statistics of the (dequantized) weights: min, max, mean, std, abs max, exact zeros, codes at the clamp limits.")
+    var stats = false
+
+    @Option(name: .customLong("tensor"), help: ArgumentHelp("A tensor to draw a histogram of (text, or in --plot). Repeatable.", valueName: "name"))
+    var tensors: [String] = []
+
+    @Option(help: ArgumentHelp("The original model (.safetensors file or folder): per-tensor MSE, max abs error, SQNR and cosine of the dequantized weights.", valueName: "original"))
+    var compare: String?
+
+    @Option(help: ArgumentHelp("Write the original-vs-quantized weight distributions of the --tensor tensors (default: a few representative ones) as an SVG figure.", valueName: "out.svg"))
+    var plot: String?
+
+    @Option(help: "Bins of the text histograms.")
+    var bins = 32
+
+    @Option(help: "Bins of the plotted histograms.")
+    var plotBins = 120
+
+    @Option(help: "Threads to use, one tensor each (default: the number of cores).")
+    var threads = Parallel.defaultThreads
+
+    @Flag(help: "Print everything as one JSON document.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (1...10_000).contains(bins) else { throw ValidationError("--bins must be between 1 and 10000") }
+        guard (1...10_000).contains(plotBins) else { throw ValidationError("--plot-bins must be between 1 and 10000") }
+    }
+
+    func run() throws {
+        if let plot { try ToolPaths.refuseSameFile(input: file, output: plot) }
+        // --tensor feeds the plot when there is one; text histograms are drawn for it when
+        // there is no plot, or when --stats asks for statistics anyway.
+        let textHistograms = plot == nil || stats ? tensors : []
+        let options = InspectionOptions(statistics: stats, original: compare, histogramTensors: textHistograms,
+                                        plotPath: plot, plotTensors: tensors, histogramBins: bins, plotBins: plotBins,
+                                        threads: threads)
+        let report = try ModelInspector(options: options).inspect(path: file)
+        print(json ? report.json.prettyPrinted() : report.text(), terminator: json ? "\n" : "")
+    }
+}
+
+EQInspect.main()

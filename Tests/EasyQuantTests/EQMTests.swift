@@ -208,9 +208,20 @@ final class EQMTests: XCTestCase {
 
     /// fixtures/golden/ holds a file written by format 1.0 and the values it must decode to.
     func testGoldenFileStillLoadsWithTheSameValues() throws {
-        let eqm = try EQMFile(path: TestFiles.fixture("golden/golden-v1.0.eqm"))
+        try checkGolden("golden-v1.0")
+    }
+
+    /// The 8-bit, per-channel, symmetric golden file (one code per byte, no zero points).
+    func testGoldenAbsmaxFileStillLoadsWithTheSameValues() throws {
+        try checkGolden("golden-v1.0-absmax")
+    }
+
+    /// Compares `fixtures/golden/NAME.eqm` with the values, codes, method and bits that the
+    /// independent Python reader (scripts/eqm_reader.py) wrote into `NAME.expected.json`.
+    func checkGolden(_ name: String) throws {
+        let eqm = try EQMFile(path: TestFiles.fixture("golden/\(name).eqm"))
         XCTAssertEqual(eqm.majorVersion, 1)
-        let expected = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: TestFiles.fixture("golden/golden-v1.0.expected.json")))))
+        let expected = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: TestFiles.fixture("golden/\(name).expected.json")))))
         guard let tensors = expected["tensors"]?.objectMembers else { return XCTFail("bad expectations") }
         XCTAssertEqual(tensors.map(\.key), eqm.tensors.map(\.name))
         for (name, want) in tensors {

@@ -18,7 +18,13 @@ extension QuantizationMethod {
     /// the range of every block, then every element's code. Rows are split over `threads`.
     ///
     /// This lives in a protocol extension so that each method gets its own specialised copy
-    /// and `code(_:_:)` inlines into the loop.
+    /// and `code(_:_:)` inlines into the loop. Callers hold the method as an existential
+    /// (`any QuantizationMethod`), which would run the unspecialised body with a witness call
+    /// per element; `@_specialize` makes the generic entry jump to these copies at run time.
+    @_specialize(exported: false, where Self == AbsMax)
+    @_specialize(exported: false, where Self == ZeroPoint)
+    @_specialize(exported: false, where Self == SymQuant)
+    @_specialize(exported: false, where Self == SimQuant)
     public func quantize(_ values: UnsafeBufferPointer<Float>, layout: BlockLayout, name: String = "",
                          threads: Int = 1) throws -> QuantizedTensor {
         let rows = layout.shape[0], cols = layout.shape[1]
