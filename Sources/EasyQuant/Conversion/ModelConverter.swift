@@ -216,7 +216,7 @@ public struct ModelConverter {
 
     /// Calls `body` with the tensor's values as floats: straight from the map when the
     /// source is aligned F32, else converted into a temporary buffer.
-    static func withFloats<R>(of tensor: SafetensorsModel.Tensor, in source: SafetensorsModel, preparation: (any ModelPreparation)?,
+    static func withFloats<R>(of tensor: SafetensorsModel.Tensor, in source: SafetensorsModel, preparation: (any ModelPreparation)? = nil,
                               _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         let raw = source.bytes(of: tensor)
         let count = tensor.info.elementCount
