@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Train the tiny GPT-2 fixture model and cut the calibration text.
 
-Run by hand (it takes about ten minutes on two CPU cores):
+Run by hand (about half an hour on two CPU cores shared with other work; the wall time
+of the run is at the end of train.log):
 
     /work/venv/bin/python scripts/make_fixtures.py
 
@@ -32,7 +33,8 @@ What and why:
   * The model is a stock `transformers.GPT2LMHeadModel`, so the checkpoint has
     exactly the tensor names and layout of a real GPT-2 checkpoint.
   * Everything is seeded and single-configuration (2 threads, deterministic
-    algorithms), so a rerun on the same machine gives the same weights.
+    algorithms), so a rerun with the same versions on the same machine gives the
+    same weights (the log prints each file's sha256 to compare).
   * Everything printed goes to fixtures/tiny-gpt2/train.log as well; the two
     READMEs are generated from the same numbers, so they cannot disagree with
     the log.
@@ -44,7 +46,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -402,7 +403,9 @@ def main():
     calib_sha = sha256_bytes(calib)
     calib_docs = calib.split(DOC_SEP)
     calib_first = calib_docs[0].split(b"\n")[1][:60].decode()
+    calib_last = calib_docs[-1].rstrip()[-60:].decode()
     print(f"wrote {rel(calib_path)}: {len(calib)} bytes, {len(calib_docs)} documents, sha256 {calib_sha}")
+    print(f'  starts "{calib_first}...", ends "...{calib_last}"')
 
     # ---- tokenizer --------------------------------------------------------------------
     print(f"\n== tokenizer: byte-level BPE, vocab {args.vocab_size} ({EOT} = {args.vocab_size - 1})")
@@ -537,9 +540,11 @@ def main():
             "sha256": sha256_bytes(wiki_text.encode("utf-8")),
             "tokens": len(wiki_ids),
             "first_ids": wiki_ids[:64],
-            "protocol": "Hugging Face sliding window: windows begin at 0, stride, 2*stride, ...; "
-                        "window length n_positions; each window scores only tokens not scored "
-                        "before; the first token is never scored; ppl = exp(mean NLL)",
+            "protocol": "Hugging Face sliding window: windows begin at 0, stride, 2*stride, ... "
+                        "(until one reaches the end); window length n_positions; each window "
+                        "scores only tokens no earlier window scored; a window's first token has "
+                        "no context and is not scored; ppl = exp(sum NLL / scored_tokens), "
+                        "counted per token",
             "perplexity": [
                 {"first_tokens": count, "window": ctx, "stride": stride, "scored_tokens": n,
                  "mean_nll": nll, "ppl": p}
@@ -571,7 +576,7 @@ def main():
                        len(wiki_ids), final_train_loss, train_nll, val_nll, val_ppl, results,
                        (h_begin, h_end), (c_begin, c_end), train_time, wall, ctx, corpus_sha)
     write_calib_readme(args, corpus_sha, len(corpus), (h_begin, h_end), (c_begin, c_end),
-                       len(calib_docs), calib_sha, calib_first)
+                       len(calib_docs), calib_sha, calib_first, calib_last)
     print("wrote README.md files; done")
 
 
@@ -612,8 +617,12 @@ GPT-2's file formats. Made by `scripts/make_fixtures.py`; every number below is 
   {val_nll:.4f}, ppl {val_ppl:.3f}.
 
 ## Perplexity on WikiText-2 test (`wiki.test.hfjoin.txt`, {n_wiki} tokens with this tokenizer)
-Hugging Face sliding-window protocol (windows of {ctx} tokens; each window scores only tokens not
-scored before; the first token is never scored). Also in `reference.json`.
+Hugging Face sliding-window protocol: windows of {ctx} tokens starting every `stride` tokens; each
+window scores only the tokens no earlier window scored; a window's first token has no context and
+is not scored, so with stride {ctx} the first token of every window goes unscored, and with
+stride {ctx // 2} every token but the text's first is scored once. Counting is per token (the
+guide's sample code weights each window's mean loss by one token fewer when stride < window,
+which shifts its result slightly). Also in `reference.json`.
 
 | tokens | window | stride | scored | mean NLL | ppl |
 |---|---|---|---|---|---|
@@ -630,15 +639,15 @@ scored before; the first token is never scored). Also in `reference.json`.
         f.write(text)
 
 
-def write_calib_readme(args, corpus_sha, corpus_len, held, cal, n_docs, calib_sha, first_line):
+def write_calib_readme(args, corpus_sha, corpus_len, held, cal, n_docs, calib_sha, first, last):
     text = f"""# calibration
 
 `corpus-calib.txt` is the calibration text for EasyQuant's activation-aware methods
 (SmoothQuant, AWQ, ...). It is exactly bytes [{cal[0]}, {cal[1]}) ({cal[1] - cal[0]} bytes) of
 `corpus/train.txt` ({corpus_len} bytes, sha256 `{corpus_sha}`; see that file's `SOURCES.tsv`):
-the first {n_docs} United States presidential inaugural addresses (NLTK `inaugural` corpus,
-public domain), beginning with Washington's of 1789 ("{first_line}..."), whole
-addresses separated by two blank lines.
+the first {n_docs} United States presidential inaugural addresses of the NLTK `inaugural` corpus
+(public domain), whole addresses separated by two blank lines, from Washington's first
+("{first}...") to Lincoln's first ("...{last}").
 
 sha256 `{calib_sha}`
 

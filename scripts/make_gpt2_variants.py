@@ -178,6 +178,8 @@ def main():
     with torch.no_grad():  # the one tensor that differs: a head of its own
         untied.lm_head.weight.copy_(0.3 * torch.randn(untied.lm_head.weight.shape, generator=gen))
     assert untied.lm_head.weight.data_ptr() != untied.transformer.wte.weight.data_ptr()
+    print(f"model: {SIZES}, gelu_new; {sum(p.numel() for p in tied.parameters())} parameters "
+          f"(+{untied.lm_head.weight.numel()} for the untied head); input ids {INPUT_IDS}")
 
     def save_cast(dtype):
         def write(folder):
@@ -258,6 +260,9 @@ def main():
         print(f"\n{name}: {size} bytes; files {sorted(os.listdir(folder))}")
         print(f"  {len(names)} tensors ({reference['config']['stored_dtypes']}); {flags}")
         print(f"  first names {names[:4]}")
+        index = os.path.join(folder, "model.safetensors.index.json")
+        if os.path.exists(index):
+            print(f"  index metadata {json.load(open(index))['metadata']}")
         print(f"  logits[last] first 4 {[round(x, 5) for x in reference['logits_last'][:4]]}, "
               f"std {logits[-1].std().item():.3f}, argmax {int(logits[-1].argmax())}")
         summary.append((name, logits))
