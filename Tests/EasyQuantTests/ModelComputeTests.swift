@@ -74,14 +74,21 @@ final class ModelComputeTests: XCTestCase {
             windowContext.kvQuantization = kv
             let window = logits(model, hidden: model.hiddenStates(ids, context: windowContext), rows: ids.count, context: windowContext)
             let plain = ComputeContext(threads: 2)
+            // All tokens in one call: the same projections as the window pass, so the same codes.
+            let whole = KVCache(config: model.config, quantization: kv)
+            let once = logits(model, hidden: model.decode(ids, cache: whole, context: plain), rows: ids.count, context: plain)
+            XCTAssertLessThan(maxRelative(once, window), 1e-6, "\(bits)-bit, \(outliers)% outliers")
+            // Token by token, a projection may differ in its last bit and flip a code now and
+            // then: far less than what quantizing the cache changes at all.
             let cache = KVCache(config: model.config, quantization: kv)
             var stepped = logits(model, hidden: model.decode(Array(ids.prefix(8)), cache: cache, context: plain), rows: 8, context: plain)
             for token in ids.dropFirst(8) {
                 stepped += logits(model, hidden: model.decode([token], cache: cache, context: plain), rows: 1, context: plain)
             }
-            XCTAssertLessThan(maxRelative(stepped, window), 1e-5, "\(bits)-bit, \(outliers)% outliers")
             let f32 = logits(model, hidden: model.hiddenStates(ids, context: plain), rows: ids.count, context: plain)
-            XCTAssertGreaterThan(maxRelative(window, f32), 1e-4, "quantizing the cache changes the logits")
+            let effect = maxRelative(window, f32)
+            XCTAssertGreaterThan(effect, 1e-4, "quantizing the cache changes the logits")
+            XCTAssertLessThan(maxRelative(stepped, window), effect / 5)
             XCTAssertLessThan(cache.bytesPerToken, KVCache(config: model.config).bytesPerToken / 3)
         }
     }
@@ -130,7 +137,8 @@ final class ModelComputeTests: XCTestCase {
         XCTAssertEqual(same.logitRMS, 0)
         XCTAssertEqual(same.model.perplexity, same.reference.perplexity)
         let plain = PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings).evaluate(tokens)
-        XCTAssertEqual(same.reference.perplexity, plain.perplexity, accuracy: plain.perplexity * 1e-9)
+        // Logits are computed in chunks of other sizes there, so the last bits may differ.
+        XCTAssertEqual(same.reference.perplexity, plain.perplexity, accuracy: plain.perplexity * 1e-6)
 
         let q4 = try GPT2Model(source: QuantizingWeightSource(base: base, method: SimQuant(bits: 4), granularity: .group(32)))
         let diff = ReferenceComparison(model: q4, modelContext: ComputeContext(threads: 2), reference: model,
@@ -146,9 +154,10 @@ final class ModelComputeTests: XCTestCase {
         let w = PerplexityProtocol(contextLength: 4, stride: 2).windows(tokenCount: 10)
         XCTAssertEqual(w.map(\.range), [0..<4, 2..<6, 4..<8, 6..<10])
         XCTAssertEqual(w.map(\.scored), [3, 2, 2, 2])
-        // Non-overlapping: each window scores all but its first token, except the first token of the text only.
+        // Non-overlapping: a window's first token has no left context inside the window, so
+        // each window scores all but its first token (as transformers' shifted labels do).
         let n = PerplexityProtocol(contextLength: 4).windows(tokenCount: 10)
         XCTAssertEqual(n.map(\.range), [0..<4, 4..<8, 8..<10])
-        XCTAssertEqual(n.map(\.scored), [3, 4, 2])
+        XCTAssertEqual(n.map(\.scored), [3, 3, 1])
     }
 }
