@@ -70,6 +70,8 @@ let package = Package(
             dependencies: ["EasyQuant"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The README's "Use it from Swift" program; the tests build and run it.
+        .executableTarget(name: "quickstart", dependencies: ["EasyQuant"], path: "Examples/QuickStart"),
         .testTarget(
             name: "EasyQuantTests",
             dependencies: ["EasyQuant"],
