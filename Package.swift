@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "eqinspect", targets: ["eqinspect"]),
         .executable(name: "eqppl", targets: ["eqppl"]),
         .executable(name: "eqgen", targets: ["eqgen"]),
+        .executable(name: "eqtable", targets: ["eqtable"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -69,6 +70,10 @@ let package = Package(
             name: "eqbench-gemm",
             dependencies: ["EasyQuant"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "eqtable",
+            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The README's "Use it from Swift" program; the tests build and run it.
         .executableTarget(name: "quickstart", dependencies: ["EasyQuant"], path: "Examples/QuickStart"),

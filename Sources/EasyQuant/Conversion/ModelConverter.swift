@@ -110,6 +110,12 @@ public struct ModelConverter {
     /// Runs the conversion. `progress(done, total)` is called with source bytes processed.
     public func convert(_ source: SafetensorsModel, to output: String,
                         progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
+        try convert(source, into: EQMWriter(path: output), named: output, progress: progress)
+    }
+
+    /// Converts into a writer of any sink (`EQMWriter(sink: MemorySink())` keeps the file in memory).
+    public func convert(_ source: SafetensorsModel, into writer: EQMWriter, named output: String,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
         let start = Date()
         let method = try QuantizationMethods.make(options.method, bits: options.bits)
         let selection = TensorSelection(keepPatterns: options.keep)
@@ -127,7 +133,6 @@ public struct ModelConverter {
         report.dropped = plan.compactMap { if case .drop = $0.1 { return $0.0.name } else { return nil } }
         let totalBytes = work.reduce(0) { $0 + $1.0.info.byteCount }
 
-        let writer = try EQMWriter(path: output)
         let options = self.options
         var done = 0
         try OrderedPipeline.run(count: work.count, threads: options.threads, window: options.threads + 1, produce: { i in

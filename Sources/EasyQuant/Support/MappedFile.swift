@@ -16,6 +16,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps `path` read-only. An empty file maps to an empty buffer.
     public init(path: String) throws {
         self.path = path
+        owned = nil
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -33,7 +34,20 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }
 
+    /// Memory that holds a file's bytes without a file (freed, not unmapped, at the end).
+    private let owned: UnsafeMutableRawBufferPointer?
+
+    /// A "file" made of bytes in memory, named `name` in messages.
+    public init(bytes source: [UInt8], name: String) {
+        path = name
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, source.count), alignment: 64)
+        source.withUnsafeBytes { if let b = $0.baseAddress { copy.baseAddress!.copyMemory(from: b, byteCount: source.count) } }
+        owned = copy
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(copy)[0..<source.count])
+    }
+
     deinit {
+        if let owned { owned.deallocate(); return }
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 

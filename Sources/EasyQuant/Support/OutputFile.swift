@@ -3,12 +3,49 @@ import Foundation
 import Glibc
 #endif
 
+/// Where a writer puts bytes: appended at the end, or patched at an offset already written.
+public protocol ByteSink: AnyObject {
+    /// Bytes written so far (the current end).
+    var position: UInt64 { get }
+    func write(_ data: UnsafeRawBufferPointer) throws
+    func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws
+    /// Makes the bytes final (a file appears under its name).
+    func commit() throws
+}
+
+extension ByteSink {
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Appends zero bytes until the end is a multiple of `alignment`.
+    public func pad(to alignment: Int) throws {
+        let rem = Int(position % UInt64(alignment))
+        if rem != 0 { try write([UInt8](repeating: 0, count: alignment - rem)) }
+    }
+}
+
+/// Bytes kept in memory: what a file would hold, without the file (for comparing methods
+/// without temporary files).
+public final class MemorySink: ByteSink {
+    public private(set) var bytes: [UInt8] = []
+    public init() {}
+    public var position: UInt64 { UInt64(bytes.count) }
+    public func write(_ data: UnsafeRawBufferPointer) throws { bytes.append(contentsOf: data) }
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        let o = Int(offset)
+        precondition(o + data.count <= bytes.count, "patching past the end")
+        bytes.withUnsafeMutableBytes { (UnsafeMutableRawBufferPointer(rebasing: $0[o..<(o + data.count)])).copyMemory(from: data) }
+    }
+    public func commit() throws {}
+}
+
 /// A file written under a temporary name in the destination's folder and renamed into place
 /// by `commit()`; if it is dropped without a commit the temporary file is removed.
 ///
 /// This is how every tool writes: on any error the destination either keeps its old
 /// content or does not exist, never half a model.
-public final class OutputFile {
+public final class OutputFile: ByteSink {
     public let finalPath: String
     public let temporaryPath: String
     private var fd: Int32
@@ -40,16 +77,6 @@ public final class OutputFile {
     public func write(_ data: UnsafeRawBufferPointer) throws {
         try write(data, at: position)
         position += UInt64(data.count)
-    }
-
-    public func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try write($0) }
-    }
-
-    /// Appends zero bytes until the end is a multiple of `alignment`.
-    public func pad(to alignment: Int) throws {
-        let rem = Int(position % UInt64(alignment))
-        if rem != 0 { try write([UInt8](repeating: 0, count: alignment - rem)) }
     }
 
     /// Writes bytes at an absolute offset without moving the end.

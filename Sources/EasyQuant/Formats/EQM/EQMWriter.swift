@@ -55,13 +55,18 @@ public struct PendingTensor: Sendable {
 /// The file is written under a temporary name and appears only when `finish` succeeds.
 public final class EQMWriter {
     public let alignment: Int
-    private let output: OutputFile
+    private let output: any ByteSink
     private var records: [EQMTensorRecord] = []
 
-    public init(path: String, alignment: Int = EQMFormat.defaultAlignment) throws {
+    public convenience init(path: String, alignment: Int = EQMFormat.defaultAlignment) throws {
+        try self.init(sink: OutputFile(path: path), alignment: alignment)
+    }
+
+    /// Writes into any sink (a `MemorySink` keeps the whole file in memory).
+    public init(sink: any ByteSink, alignment: Int = EQMFormat.defaultAlignment) throws {
         precondition(alignment >= 8 && alignment & (alignment - 1) == 0, "alignment must be a power of two >= 8")
         self.alignment = alignment
-        output = try OutputFile(path: path)
+        output = sink
         try output.write([UInt8](repeating: 0, count: EQMFormat.preambleSize))
     }
 
