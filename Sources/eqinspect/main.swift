@@ -33,6 +33,12 @@ struct EQInspect: ParsableCommand {
     @Option(help: ArgumentHelp("Write the original-vs-quantized weight distributions of the --tensor tensors (default: a few representative ones) as an SVG figure.", valueName: "out.svg"))
     var plot: String?
 
+    @Option(help: ArgumentHelp("For a smoothquant file: draw the per-channel activation maxima before and after smoothing (of --layer) as an SVG figure.", valueName: "out.svg"))
+    var plotSmoothing: String?
+
+    @Option(help: "The block whose smoothing --plot-smoothing draws.")
+    var layer = 0
+
     @Option(help: "Bins of the text histograms.")
     var bins = 32
 
@@ -53,6 +59,11 @@ struct EQInspect: ParsableCommand {
 
     func run() throws {
         if let plot { try ToolPaths.refuseSameFile(input: file, output: plot) }
+        if let plotSmoothing {
+            try ToolPaths.refuseSameFile(input: file, output: plotSmoothing)
+            let figure = try SmoothingFigure(file: EQMFile(path: file), layer: layer)
+            try writeAtomically(Array(figure.render().utf8), to: plotSmoothing)
+        }
         // --tensor feeds the plot when there is one; text histograms are drawn for it when
         // there is no plot, or when --stats asks for statistics anyway.
         let textHistograms = plot == nil || stats ? tensors : []
