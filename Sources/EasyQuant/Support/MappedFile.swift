@@ -58,7 +58,8 @@ public final class MappedFile: @unchecked Sendable {
     public func release(_ range: Range<Int>) { advise(range, MADV_DONTNEED) }
 
     private func advise(_ range: Range<Int>, _ advice: Int32) {
-        guard let base = bytes.baseAddress, !range.isEmpty else { return }
+        // Only for real maps: on memory we own, MADV_DONTNEED would zero the bytes.
+        guard owned == nil, let base = bytes.baseAddress, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = range.lowerBound / page * page
         let end = min(bytes.count, range.upperBound)

@@ -127,6 +127,8 @@ public final class EQMFile: @unchecked Sendable {
     /// Decodes one blob, naming `owner` if it is corrupt.
     public func decode(_ blob: EQMBlob, owner: String) throws -> [UInt8] {
         let frame = UnsafeRawBufferPointer(rebasing: file.bytes[blob.offset..<(blob.offset + blob.length)])
+        // The compressed pages are not needed once decoded: keep them out of the resident set.
+        defer { file.release(blob.offset..<(blob.offset + blob.length)) }
         do { return try Zstd.decompress(frame, size: blob.size) } catch let e as Zstd.Failure {
             throw EQMError(path: path, problem: .corruptBlob(owner: owner, offset: blob.offset, reason: e.description))
         }
