@@ -72,18 +72,8 @@ func best(_ body: () -> Void) -> Double {
     return times.min()!
 }
 
-/// SplitMix64: the system generator makes a syscall per number, far too slow for 38M values.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-var rng = SplitMix(state: 42)
+// SeededGenerator: the system generator makes a syscall per number, far too slow for 38M values.
+var rng = SeededGenerator(seed: 42)
 
 /// Times of the GPT-2 vector operations at context 1024, and of GELU through Foundation's
 /// scalar tanhf for comparison, one line each: name, elements, best seconds, Melem/s.

@@ -11,7 +11,7 @@ final class EQMTests: XCTestCase {
     func makeModel(dtype: DType = .f32) throws -> String {
         let folder = dir + "/model-\(dtype.rawValue)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         let e = 16, v = 40, p = 8
         var tensors: [(String, [Int])] = [("transformer.wte.weight", [v, e]), ("transformer.wpe.weight", [p, e])]
         for l in 0..<2 {
@@ -185,7 +185,7 @@ final class EQMTests: XCTestCase {
         let out = dir + "/r.eqm"
         _ = try ModelConverter(options: ConversionOptions()).convert(try SafetensorsModel(path: try makeModel()), to: out)
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
-        var rng = SplitMix64(seed: 3)
+        var rng = SeededGenerator(seed: 3)
         let path = dir + "/mutant.eqm"
         var refused = 0
         for _ in 0..<400 {

@@ -249,7 +249,7 @@ enum CLIFixtures {
             ("h.0.mlp.c_fc.weight", [e, 4 * e]), ("h.0.mlp.c_proj.weight", [4 * e, e]),
             ("ln_f.weight", [e]), ("ln_f.bias", [e]),
         ]
-        var rng = SplitMix64(seed: 5)
+        var rng = SeededGenerator(seed: 5)
         let w = try SafetensorsWriter(path: folder + "/model.safetensors", entries: tensors.map { .init(name: $0.0, dtype: .f32, shape: $0.1) })
         for (name, shape) in tensors {
             var values = (0..<shape.reduce(1, *)).map { _ in Float(rng.nextGaussian() * 0.05) }

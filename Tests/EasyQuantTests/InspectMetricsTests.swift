@@ -90,7 +90,7 @@ final class InspectMetricsTests: XCTestCase {
 
     func testEntropyOfStoredBytesMatchesCountingOneByOne() {
         // Byte-wise counting (with its unrolled loop and packed nibbles) against add(code:).
-        var rng = SplitMix64(seed: 11)
+        var rng = SeededGenerator(seed: 11)
         for (bits, signed) in [(8, true), (8, false), (4, false), (4, true), (6, true)] {
             let count = 1001
             let codes = (0..<count).map { _ -> Int in

@@ -144,7 +144,7 @@ final class QuantizerTests: XCTestCase {
 
     /// |x - dq(q(x))| <= step/2 for every method, granularity and width, on random data.
     func testRoundTripErrorIsAtMostHalfAStep() throws {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         let rows = 64, cols = 48
         let xs = (0..<(rows * cols)).map { _ in Float(rng.nextGaussian()) * (rng.nextUnit() < 0.01 ? 8 : 1) }
         for name in QuantizationMethods.names {
@@ -183,23 +183,5 @@ final class QuantizerTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("absmax, zeropoint, symquant, simquant"))
         }
         XCTAssertThrowsError(try QuantizationMethods.make("absmax", bits: 9))
-    }
-}
-
-/// A small deterministic generator so tests do not depend on the platform's random source.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func nextGaussian() -> Double {
-        let u = max(nextUnit(), 1e-300), v = nextUnit()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
     }
 }

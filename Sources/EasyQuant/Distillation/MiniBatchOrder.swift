@@ -9,22 +9,13 @@
 public struct MiniBatchOrder: Sendable {
     public let windows: Int
     public let batchSize: Int
-    private var state: UInt64
+    private var generator: SeededGenerator
     private var permutation: [Int] = []
     private var position = 0
 
     public init(windows: Int, batchSize: Int, seed: UInt64) {
         precondition(windows > 0 && batchSize > 0)
-        self.windows = windows; self.batchSize = min(batchSize, windows); state = seed
-    }
-
-    /// SplitMix64 (Steele, Lea & Flood 2014; the constants of Vigna's reference version).
-    mutating func nextRandom() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        self.windows = windows; self.batchSize = min(batchSize, windows); generator = SeededGenerator(seed: seed)
     }
 
     /// The window indices of the next mini-batch.
@@ -32,7 +23,7 @@ public struct MiniBatchOrder: Sendable {
         if permutation.isEmpty || position + batchSize > windows {
             permutation = Array(0..<windows)
             for i in stride(from: windows - 1, through: 1, by: -1) {
-                let j = Int(nextRandom() % UInt64(i + 1))
+                let j = Int(generator.next() % UInt64(i + 1))
                 permutation.swapAt(i, j)
             }
             position = 0
