@@ -139,7 +139,7 @@ public struct ModelConverter {
             let (tensor, action) = work[i]
             defer { source.release(tensor) }
             return try Self.encode(tensor, action: action, from: source, method: method, granularity: options.granularity,
-                                   preparation: options.preparation, level: options.zstdLevel)
+                                   preparation: options.preparation, level: options.zstdLevel, threads: options.threads)
         }, consume: { i, pending in
             let record = try writer.append(pending)
             if case .quantized = record.encoding {
@@ -203,13 +203,15 @@ public struct ModelConverter {
     /// Reads one tensor as floats, quantizes or keeps it, and compresses its blobs.
     static func encode(_ tensor: SafetensorsModel.Tensor, action: TensorAction, from source: SafetensorsModel,
                        method: any QuantizationMethod, granularity: Granularity, preparation: (any ModelPreparation)?,
-                       level: Int) throws -> PendingTensor {
+                       level: Int, threads: Int) throws -> PendingTensor {
         let info = tensor.info
         return try withFloats(of: tensor, in: source, preparation: preparation) { values in
             switch action {
             case .quantize(let axis):
                 let layout = BlockLayout(shape: info.shape, axis: axis, granularity: granularity)
-                let q = try method.quantize(values, layout: layout, name: info.name)
+                // The largest tensors (GPT-2's token embedding comes last in file order) are
+                // split over all threads, so no thread idles while one finishes them.
+                let q = try method.quantize(values, layout: layout, name: info.name, threads: info.elementCount >= 1 << 22 ? threads : 1)
                 return try PendingTensor(name: info.name, quantized: q, sourceDType: info.dtype, level: level)
             case .keep:
                 return try PendingTensor(name: info.name, floats: Array(values), shape: info.shape, sourceDType: info.dtype, level: level)

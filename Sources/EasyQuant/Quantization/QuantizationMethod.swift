@@ -42,7 +42,17 @@ extension QuantizationMethod {
 }
 
 /// Rounds half to even, as `torch.round` and the IEEE default do.
-@inline(__always) func roundToCode(_ x: Float) -> Float { x.rounded(.toNearestOrEven) }
+///
+/// Adding and subtracting 1.5·2^23 leaves a float in [−2^22, 2^22] rounded to an integer by
+/// the FPU's own round-to-nearest-even, with plain adds that vectorise; `rounded()` would be
+/// a call to `rintf` per weight on the baseline x86-64 the package compiles for (no SSE4.1).
+/// Inputs are first clamped to ±2^22, far outside every code range, so the result is the
+/// same as `x.rounded(.toNearestOrEven)` wherever it matters.
+@inline(__always) func roundToCode(_ x: Float) -> Float {
+    let magic: Float = 12_582_912  // 1.5 · 2^23
+    let y = Swift.min(Swift.max(x, -4_194_304), 4_194_304)
+    return (y + magic) - magic
+}
 
 @inline(__always) func clampCode(_ x: Float, _ lo: Int32, _ hi: Int32) -> Int32 {
     // Clamp in float first so that out-of-range values never reach the integer conversion.
