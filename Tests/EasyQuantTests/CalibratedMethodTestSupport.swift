@@ -43,6 +43,42 @@ enum CalibratedFixture {
         return evaluator.evaluate(tokens).perplexity
     }
 
+    /// Mean KL(p_reference ‖ p_model) per position over `tokens` in windows of `length`: how far
+    /// a quantized model's predictions moved from the f32 model's. Unlike perplexity on a text
+    /// the model was not trained for (where noise can even lower the perplexity), it only
+    /// measures damage.
+    static func divergence(from reference: GPT2Model, _ source: any WeightSource, _ tokens: [Int32]) throws -> Double {
+        let model = try GPT2Model(source: source)
+        let context = ComputeContext(mode: .f32, threads: 2)
+        let v = reference.config.vocabSize
+        var total = 0.0, positions = 0
+        for start in stride(from: 0, to: tokens.count - length + 1, by: length) {
+            let window = Array(tokens[start..<(start + length)])
+            let p = logProbabilities(reference, window, context), q = logProbabilities(model, window, context)
+            for i in 0..<(window.count * v) { total += exp(Double(p[i])) * Double(p[i] - q[i]) }
+            positions += window.count
+        }
+        return total / Double(positions)
+    }
+
+    /// log-softmax of the logits of every position of `window`, [T, vocab].
+    static func logProbabilities(_ model: GPT2Model, _ window: [Int32], _ context: ComputeContext) -> [Float] {
+        let v = model.config.vocabSize
+        let hidden = model.hiddenStates(window, context: context)
+        var out = [Float](repeating: 0, count: window.count * v)
+        hidden.withUnsafeBufferPointer { h in
+            out.withUnsafeMutableBufferPointer { o in
+                model.logits(h.baseAddress!, rows: window.count, into: o.baseAddress!, context: context)
+                for r in 0..<window.count {
+                    let row = o.baseAddress! + r * v
+                    let lse = VectorOps.logSumExp(row, count: v)
+                    for j in 0..<v { row[j] -= lse }
+                }
+            }
+        }
+        return out
+    }
+
     /// Writes `options`' conversion of the fixture to a temporary .eqm and opens it.
     static func convert(_ options: ConversionOptions) throws -> EQMWeightSource {
         let dir = try TestFiles.temporaryDirectory()

@@ -31,6 +31,9 @@ public struct AWQScaling: ModelPreparation {
         public var layer: Int
         public var linear: BlockLinear
         public var result: AWQScaleSearch.Result
+        public init(layer: Int, linear: BlockLinear, result: AWQScaleSearch.Result) {
+            self.layer = layer; self.linear = linear; self.result = result
+        }
     }
 
     public let search: AWQScaleSearch
@@ -50,9 +53,6 @@ public struct AWQScaling: ModelPreparation {
     public init(source: any WeightSource, statistics: ActivationStatistics, sample: LinearInputSample, search: AWQScaleSearch,
                 threads: Int, progress: ((Int, Int) -> Void)? = nil) throws {
         let config = try GPT2Config(json: source.configJSON, inferred: GPT2Config.infer(shapes: source.shapes), origin: source.origin)
-        self.search = search
-        sampleRows = sample.maximumRows
-        embedding = config.embeddingSize
         let jobs = (0..<config.layerCount).flatMap { l in Self.searched.map { (l, $0) } }
         var results = [Layer?](repeating: nil, count: jobs.count)
         let lock = Lock()
@@ -71,13 +71,25 @@ public struct AWQScaling: ModelPreparation {
             lock.withLock { results[i] = layer; done += 1 }
             progress?(lock.withLock { done }, jobs.count)
         }
-        layers = results.map { $0! }
-        var scales = Array(repeating: [BlockLinear: [Float]](), count: config.layerCount)
-        var means = Array(repeating: [BlockLinear: [Float]](), count: config.layerCount)
+        self.init(search: search, sampleRows: sample.maximumRows, embedding: config.embeddingSize, blocks: config.layerCount,
+                  layers: results.map { $0! }, statistics: statistics)
+    }
+
+    /// Scaling from given results (`layers` must cover every searched linear of `blocks`
+    /// blocks); `statistics`, if given, supplies the activation magnitudes recorded in the file.
+    public init(search: AWQScaleSearch, sampleRows: Int, embedding: Int, blocks: Int, layers: [Layer],
+                statistics: ActivationStatistics? = nil) {
+        self.search = search
+        self.sampleRows = sampleRows
+        self.embedding = embedding
+        self.layers = layers
+        var scales = Array(repeating: [BlockLinear: [Float]](), count: blocks)
+        var means = Array(repeating: [BlockLinear: [Float]](), count: blocks)
         for layer in layers {
             scales[layer.layer][layer.linear] = layer.result.scales
-            means[layer.layer][layer.linear] = statistics.absMean[layer.layer][layer.linear]
+            means[layer.layer][layer.linear] = statistics?.absMean[layer.layer][layer.linear]
         }
+        precondition(scales.allSatisfy { b in Self.searched.allSatisfy { b[$0] != nil } }, "every searched layer needs scales")
         self.scales = scales
         absMean = means
     }

@@ -48,6 +48,9 @@ public struct AWQScaleSearch: Sendable {
         public var plainLoss: Double
         /// The objective at every α of the grid, in grid order.
         public var losses: [Double]
+        public init(alpha: Float, scales: [Float], loss: Double, plainLoss: Double, losses: [Double]) {
+            self.alpha = alpha; self.scales = scales; self.loss = loss; self.plainLoss = plainLoss; self.losses = losses
+        }
     }
 
     /// The weight as the layer computes with it after scaling and quantization:
