@@ -146,6 +146,22 @@ final class LLMInt8Tests: XCTestCase {
             XCTAssertTrue(fromFile.isFinite)
             XCTAssertEqual(fromFile, inMemory, accuracy: 1e-9 * fromFile, "file and in-memory source must compute the same model")
             XCTAssertLessThan(abs(fromFile / f32 - 1), 0.005, "threshold \(threshold): ppl \(fromFile) vs f32 \(f32)")
+
+            // Written back as safetensors, the outlier rows return to their matrices: the
+            // float model computes what the file computes in f32 mode.
+            let exported = try TestFiles.temporaryDirectory()   // a folder: config.json goes beside the weights
+            _ = try SafetensorsExporter().export(file.file, to: exported)
+            let plainFloats = try SafetensorsWeightSource(model: SafetensorsModel(path: exported))
+            if threshold != 6 {
+                let names = (0..<run.model.config.layerCount).flatMap { l in BlockLinear.allCases.map { "h.\(l).\($0.rawValue).weight" } }
+                let name = try XCTUnwrap(names.first { (try? file.outliers($0)) != nil })
+                let part = try XCTUnwrap(try file.outliers(name))
+                let original = try run.weights.floats(name), back = try plainFloats.floats(name)
+                let n = part.outFeatures
+                for j in part.indices { XCTAssertEqual(Array(back[(j * n)..<((j + 1) * n)]), Array(original[(j * n)..<((j + 1) * n)])) }
+            }
+            XCTAssertEqual(try CalibratedFixture.perplexity(plainFloats, tokens, mode: .f32), try CalibratedFixture.perplexity(file, tokens, mode: .f32),
+                           accuracy: 1e-6 * f32)
         }
     }
 

@@ -44,6 +44,21 @@ public struct OutlierFeatures: Sendable, Equatable {
         }
     }
 
+    /// The full matrix: `values` (the main weight, as stored) with the outlier features'
+    /// weights put back, for writing the model out as plain floats. `outputIsRows` is the
+    /// orientation of the stored matrix ([out, in] if true, else [in, out]).
+    public func restored(into values: [Float], outputIsRows: Bool) -> [Float] {
+        var out = values
+        let n = outFeatures
+        let k = values.count / max(1, n)
+        for (r, j) in indices.enumerated() {
+            for c in 0..<n {
+                if outputIsRows { out[c * k + j] = weight[r * n + c] } else { out[j * n + c] = weight[r * n + c] }
+            }
+        }
+        return out
+    }
+
     /// Calls `body` with a copy of x [m, k] whose outlier columns are zero.
     func withInliers<R>(of x: UnsafePointer<Float>, rows m: Int, columns k: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
         let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m * k))
