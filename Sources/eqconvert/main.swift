@@ -192,6 +192,12 @@ struct EQConvert: ParsableCommand {
             ("time", Format.duration(report.seconds) + "  (\(Format.fixed(report.megabytesPerSecond, 0)) MB/s of input)"),
         ]), terminator: "")
         if !distillation.isEmpty { print("\nlayer-by-layer distillation:\n" + lkdTable.render(), terminator: "") }
+        if method == "llmint8", let counts = options.preparation?.parameters.first(where: { $0.0 == "outlier_features" })?.1.arrayValue {
+            let perLayer = counts.map { ($0.arrayValue ?? []).compactMap(\.intValue) }
+            let total = perLayer.joined().reduce(0, +)
+            print("\noutlier features above \(Format.fixed(Double(threshold), 2)) kept in f32: \(total)"
+                  + (total == 0 ? " (none: every layer runs plain int8)" : ", per block [c_attn, attn.c_proj, c_fc, mlp.c_proj]: \(perLayer)"))
+        }
         if !awqLayers.isEmpty { print("\nAWQ scale search (output MSE on sampled inputs):\n" + Self.awqTable(awqLayers).render(), terminator: "") }
         if !report.dropped.isEmpty {
             FileHandle.standardError.write("note: dropped \(report.dropped.count) attention mask buffers (\(report.dropped.first!), ...): they are not weights and GPT-2 rebuilds them\n".data(using: .utf8)!)
