@@ -68,8 +68,8 @@ public struct AWQScaling: ModelPreparation {
             let r = try search.search(inputs: x.values, rows: x.rows, weight: try source.floats(name), shape: shape,
                                       absMean: mean, backend: backend)
             let layer = Layer(layer: l, linear: linear, result: r)
-            lock.withLock { results[i] = layer; done += 1 }
-            progress?(lock.withLock { done }, jobs.count)
+            // Under the lock, so that `progress` is never called from two threads at once.
+            lock.withLock { results[i] = layer; done += 1; progress?(done, jobs.count) }
         }
         self.init(search: search, sampleRows: sample.maximumRows, embedding: config.embeddingSize, blocks: config.layerCount,
                   layers: results.map { $0! }, statistics: statistics)
