@@ -201,6 +201,16 @@ class EQMReader:
         self.alignment = header.get("alignment")
         if not is_int(self.alignment) or self.alignment < 8 or self.alignment & (self.alignment - 1):
             self.fail("\"alignment\" must be a power of two >= 8")
+        # Section 2: `requires` names features that change what the tensors compute. This
+        # reader decodes tensors as stored (it computes no model); it knows "outliers"
+        # (section 5.3: the reserved tensors are decoded like any other) and refuses the rest.
+        requires = header.get("requires", [])
+        if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+            self.fail("\"requires\" must be a list of strings")
+        for feature in requires:
+            if feature not in ("outliers",):
+                self.fail("needs feature \"%s\", which this reader does not implement" % feature)
+        self.requires = requires
         self.metadata = header.get("metadata")
         if not isinstance(self.metadata, dict):
             self.fail("\"metadata\" must be an object")

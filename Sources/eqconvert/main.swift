@@ -24,11 +24,11 @@ struct EQConvert: ParsableCommand {
     @Option(help: "Quantization method: \((QuantizationMethods.names + CalibratedMethods.names).joined(separator: ", ")).")
     var method = "absmax"
 
-    @Option(help: "Scale granularity: channel (one per output channel), tensor, or group:N.")
-    var granularity = "channel"
+    @Option(help: "Scale granularity: channel (one per output channel), tensor, or group:N (default: channel; group:128 for awq).")
+    var granularity: String?
 
-    @Option(help: "Code width in bits, 2 to 8 (8 and 4 are the common ones).")
-    var bits = 8
+    @Option(help: "Code width in bits, 2 to 8 (8 and 4 are the common ones; default: 8, 4 for awq).")
+    var bits: Int?
 
     @Option(help: "Keep tensors matching PATTERN in float (glob, or substring without wildcards). Repeatable.")
     var keep: [String] = []
@@ -69,14 +69,32 @@ struct EQConvert: ParsableCommand {
     @Flag(help: "ZeroQuant: keep activations in f32 at inference (weight-only) instead of W8A8.")
     var weightOnly = false
 
+    @Option(help: "LLM.int8: input features whose calibrated max |x| exceeds this stay in f32.")
+    var threshold: Float = 6
+
+    @Option(help: "AWQ: calibration input rows per linear layer for the scale search.")
+    var awqRows = 512
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    /// The code width: what was asked for, else the method's default (4 for AWQ, 8 otherwise).
+    var effectiveBits: Int { bits ?? (method == "awq" ? 4 : 8) }
+    /// The granularity: what was asked for, else the method's default (group:128 for AWQ, channel otherwise).
+    var effectiveGranularity: Granularity { Granularity(granularity ?? (method == "awq" ? "group:128" : "channel"))! }
+
     func validate() throws {
-        guard Granularity(granularity) != nil else {
+        if let granularity, Granularity(granularity) == nil {
             throw ValidationError("--granularity must be channel, tensor or group:N (N > 0), not \(granularity)")
         }
-        guard (2...8).contains(bits) else { throw ValidationError("--bits must be between 2 and 8, not \(bits)") }
+        guard (2...8).contains(effectiveBits) else { throw ValidationError("--bits must be between 2 and 8, not \(effectiveBits)") }
+        if method == "llmint8" {
+            // Vector-wise int8 is the method: other widths or granularities would be something else.
+            if let bits, bits != 8 { throw ValidationError("--method llmint8 is 8-bit; drop --bits \(bits)") }
+            if let granularity, granularity != "channel" { throw ValidationError("--method llmint8 quantizes per channel; drop --granularity \(granularity)") }
+            guard threshold.isFinite, threshold > 0 else { throw ValidationError("--threshold must be a positive number") }
+        }
+        guard awqRows >= 1 else { throw ValidationError("--awq-rows must be at least 1") }
         guard Zstd.levelRange.contains(zstdLevel) else {
             throw ValidationError("--zstd-level must be in \(Zstd.levelRange.lowerBound)...\(Zstd.levelRange.upperBound)")
         }
@@ -107,7 +125,9 @@ struct EQConvert: ParsableCommand {
         let start = Date()
         let source = try SafetensorsModel(path: input)
         var distillation: [LayerwiseDistillation.BlockReport] = []
-        var options = ConversionOptions(method: method, bits: bits, granularity: Granularity(granularity)!,
+        let bits = effectiveBits
+        var awqLayers: [AWQScaling.Layer] = []
+        var options = ConversionOptions(method: method, bits: bits, granularity: effectiveGranularity,
                                         keep: keep, zstdLevel: zstdLevel, threads: threads)
         if let calib {
             let calibration = CalibrationOptions(file: calib, samples: calibSamples, length: calibLen, seed: seed)
@@ -125,6 +145,15 @@ struct EQConvert: ParsableCommand {
                     lkdBar.update($0.layer * $0.steps + $0.step, of: run.model.config.layerCount * $0.steps)
                 }
                 lkdBar.finish()
+            case "llmint8":
+                options = try CalibratedMethods.llmInt8(run, threshold: threshold, base: options)
+            case "awq":
+                let searchBar = ProgressBar(label: "searching", unit: "layer")
+                let scaling = try CalibratedMethods.awqScaling(run, bits: bits, granularity: effectiveGranularity, sampleRows: awqRows,
+                                                               threads: threads) { searchBar.update($0, of: $1) }
+                searchBar.finish()
+                options = CalibratedMethods.awq(run, scaling: scaling, base: options)
+                awqLayers = scaling.layers
             default:
                 options = CalibratedMethods.recordingCalibration(run, base: options)
             }
@@ -163,9 +192,28 @@ struct EQConvert: ParsableCommand {
             ("time", Format.duration(report.seconds) + "  (\(Format.fixed(report.megabytesPerSecond, 0)) MB/s of input)"),
         ]), terminator: "")
         if !distillation.isEmpty { print("\nlayer-by-layer distillation:\n" + lkdTable.render(), terminator: "") }
+        if method == "llmint8", let counts = options.preparation?.parameters.first(where: { $0.0 == "outlier_features" })?.1.arrayValue {
+            let perLayer = counts.map { ($0.arrayValue ?? []).compactMap(\.intValue) }
+            let total = perLayer.joined().reduce(0, +)
+            print("\noutlier features above \(Format.fixed(Double(threshold), 2)) kept in f32: \(total)"
+                  + (total == 0 ? " (none: every layer runs plain int8)" : ", per block [c_attn, attn.c_proj, c_fc, mlp.c_proj]: \(perLayer)"))
+        }
+        if !awqLayers.isEmpty { print("\nAWQ scale search (output MSE on sampled inputs):\n" + Self.awqTable(awqLayers).render(), terminator: "") }
         if !report.dropped.isEmpty {
             FileHandle.standardError.write("note: dropped \(report.dropped.count) attention mask buffers (\(report.dropped.first!), ...): they are not weights and GPT-2 rebuilds them\n".data(using: .utf8)!)
         }
+    }
+
+    /// One row per searched linear layer: the chosen α and the objective at α and at α = 0.
+    static func awqTable(_ layers: [AWQScaling.Layer]) -> TextTable {
+        var table = TextTable([.init("layer", .left), .init("alpha"), .init("MSE alpha=0"), .init("MSE at alpha"), .init("change")])
+        for l in layers {
+            let r = l.result
+            table.add(["h.\(l.layer).\(l.linear.rawValue)", Format.fixed(Double(r.alpha), 2),
+                       Format.scientific(r.plainLoss), Format.scientific(r.loss),
+                       Format.fixed(100 * (r.loss / max(r.plainLoss, 1e-300) - 1), 1) + "%"])
+        }
+        return table
     }
 
     func dequantize() throws {

@@ -98,6 +98,32 @@ final class CalibratedMethodTests: XCTestCase {
         XCTAssertThrowsError(try run.keys.quantization(bits: 4, outlierPercent: 3, heads: 4))
     }
 
+    /// LLM.int8's outlier parts change what layers compute: the file says so in `requires`,
+    /// and a reader refuses features it does not know.
+    func testOutlierFilesRequireTheFeatureAndUnknownFeaturesAreRefused() throws {
+        let run = try calibrationRun()
+        let options = try CalibratedMethods.llmInt8(run, threshold: 3, base: ConversionOptions(threads: 2))
+        let sink = MemorySink()
+        _ = try ModelConverter(options: options).convert(SafetensorsModel(path: Self.fixture), into: EQMWriter(sink: sink), named: "i8")
+        let file = try EQMFile(file: MappedFile(bytes: sink.bytes, name: "i8"))
+        XCTAssertTrue(file.tensors.contains { $0.name.hasPrefix(OutlierFeatures.prefix) }, "threshold 3 finds outlier features")
+        let header = String(decoding: sink.bytes[file.headerRange], as: UTF8.self)
+        XCTAssertTrue(header.contains(#""requires":["outliers"]"#), String(header.prefix(200)))
+
+        // The same file claiming a feature nobody implements (a name of the same length, so the preamble still fits).
+        var bytes = sink.bytes
+        let patched = Array(header.replacingOccurrences(of: #""requires":["outliers"]"#, with: #""requires":["quantums"]"#).utf8)
+        bytes.replaceSubrange(file.headerRange, with: patched)
+        XCTAssertThrowsError(try EQMFile(file: MappedFile(bytes: bytes, name: "future.eqm"))) {
+            XCTAssertEqual(($0 as? EQMError)?.problem, .unsupportedFeature("quantums"))
+            XCTAssertTrue("\($0)".contains("needs feature \"quantums\""), "\($0)")
+        }
+        // Plain methods require nothing.
+        let plain = MemorySink()
+        _ = try ModelConverter(options: ConversionOptions()).convert(SafetensorsModel(path: Self.fixture), into: EQMWriter(sink: plain), named: "p")
+        XCTAssertFalse(String(decoding: plain.bytes.suffix(4096), as: UTF8.self).contains("requires"))
+    }
+
     // MARK: Through the tools
 
     func testSmoothQuantAndZeroQuantFromTheCommandLine() throws {

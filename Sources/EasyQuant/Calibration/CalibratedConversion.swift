@@ -64,7 +64,7 @@ public final class ObserverGroup: ForwardObserver {
 /// The methods that run the model over calibration text before quantizing, and the
 /// calibration any method records when given `--calib` (key ranges for KV-cache quantization).
 public enum CalibratedMethods {
-    public static let names = ["smoothquant", "zeroquant"]
+    public static let names = ["smoothquant", "zeroquant", "llmint8", "awq"]
 
     /// Adds the calibration's key ranges (and its description) to a conversion.
     public static func recordingCalibration(_ run: CalibrationRun, base: ConversionOptions) -> ConversionOptions {
@@ -85,6 +85,52 @@ public enum CalibratedMethods {
         options.compute = .int8
         options.preparation = try SmoothQuant(source: run.weights, statistics: run.activations, layers: run.model.config.layerCount, alpha: alpha)
         return recordingCalibration(run, base: options)
+    }
+
+    /// LLM.int8(): vector-wise int8 (absmax per output channel, activations per token at
+    /// inference) with the input features whose calibrated max |x| exceeds `threshold`
+    /// computed in f32 (`LLMInt8Decomposition`). The file asks for int8 compute.
+    public static func llmInt8(_ run: CalibrationRun, threshold: Float = 6, base: ConversionOptions) throws -> ConversionOptions {
+        var options = base
+        options.method = AbsMax.name
+        options.bits = 8
+        options.granularity = .channel
+        options.recordedMethod = "llmint8"
+        options.compute = .int8
+        options.preparation = try LLMInt8Decomposition(source: run.weights, statistics: run.activations,
+                                                       layers: run.model.config.layerCount, threshold: threshold)
+        return recordingCalibration(run, base: options)
+    }
+
+    /// AWQ's scale search on `run`: a second f32 pass over the calibration windows samples
+    /// at most `sampleRows` input rows per linear layer, then every layer's α is searched
+    /// (`AWQScaleSearch`, simquant at `bits` with `granularity`) on `threads` threads.
+    /// `progress(done, total)` counts searched layers.
+    public static func awqScaling(_ run: CalibrationRun, bits: Int = 4, granularity: Granularity = .group(128), sampleRows: Int = 512,
+                                  threads: Int = Parallel.defaultThreads, progress: ((Int, Int) -> Void)? = nil) throws -> AWQScaling {
+        let sample = LinearInputSample.collect(model: run.model, windows: run.windows.windows, maximumRows: sampleRows, threads: threads)
+        return try AWQScaling(source: run.weights, statistics: run.activations, sample: sample,
+                              search: AWQScaleSearch(bits: bits, granularity: granularity), threads: threads, progress: progress)
+    }
+
+    /// AWQ with a finished search: the scaled model's weights as simquant codes at the
+    /// search's width and granularity (asymmetric, zero points), f32 activations (weight-only).
+    public static func awq(_ run: CalibrationRun, scaling: AWQScaling, base: ConversionOptions) -> ConversionOptions {
+        var options = base
+        options.method = SimQuant.name
+        options.bits = scaling.search.method.bits
+        options.granularity = scaling.search.granularity
+        options.recordedMethod = "awq"
+        options.compute = .f32
+        options.preparation = scaling
+        return recordingCalibration(run, base: options)
+    }
+
+    /// AWQ in one call: the search (`awqScaling`) and the options that store its result.
+    public static func awq(_ run: CalibrationRun, bits: Int = 4, granularity: Granularity = .group(128), sampleRows: Int = 512,
+                           base: ConversionOptions) throws -> ConversionOptions {
+        let scaling = try awqScaling(run, bits: bits, granularity: granularity, sampleRows: sampleRows, threads: base.threads)
+        return awq(run, scaling: scaling, base: base)
     }
 
     /// ZeroQuant: symmetric group-wise weights (the absmax formula per group of `granularity`,

@@ -155,7 +155,8 @@ public struct ModelConverter {
             progress?(done, totalBytes)
         })
 
-        for extra in options.preparation?.extraTensors ?? [] {
+        let extras = options.preparation?.extraTensors ?? []
+        for extra in extras {
             let record = try writer.append(PendingTensor(name: extra.name, floats: extra.values, shape: extra.shape, sourceDType: .f32, level: options.zstdLevel))
             report.kept += 1
             report.tensorStoredBytes += record.storedBytes
@@ -195,7 +196,9 @@ public struct ModelConverter {
         if let compute = options.compute { quantization.append(("compute", .string(compute.rawValue))) }
         if let calibration = options.calibration { quantization.append(("calibration", calibration)) }
         metadata.append(("quantization", .makeObject(quantization)))
-        report.outputBytes = try writer.finish(metadata: .makeObject(metadata))
+        // LLM.int8's outlier parts change what a layer computes: readers must know them.
+        let requires = extras.contains { $0.name.hasPrefix(OutlierFeatures.prefix) } ? ["outliers"] : []
+        report.outputBytes = try writer.finish(metadata: .makeObject(metadata), requires: requires)
         report.seconds = Date().timeIntervalSince(start)
         return report
     }

@@ -34,11 +34,17 @@ public struct SafetensorsExporter {
         if let method = eqm.quantizationInfo?["method"]?.stringValue { metadata.append(("eqm_method", method)) }
         // Calibration results under the reserved prefix are not model weights.
         let records = eqm.tensors.filter { !$0.name.hasPrefix(ExtraTensor.prefix) }
+        // LLM.int8 layers keep some weight rows apart in f32; they go back into their matrices.
+        let weights = try EQMWeightSource(file: eqm)
         let dtype = self.dtype
         let entries = records.map { SafetensorsWriter.Entry(name: $0.name, dtype: dtype, shape: $0.shape) }
         let writer = try SafetensorsWriter(path: weightsPath, entries: entries, metadata: metadata)
         try OrderedPipeline.run(count: records.count, threads: threads, window: threads + 1, produce: { i in
-            let values = try eqm.floats(records[i])
+            var values = try eqm.floats(records[i])
+            let name = GPT2Names.canonical(records[i].name)
+            if let part = try weights.outliers(name) {
+                values = part.restored(into: values, outputIsRows: GPT2Names.outputAxis(of: name) == 0)
+            }
             var bytes = [UInt8](repeating: 0, count: values.count * dtype.byteSize)
             values.withUnsafeBufferPointer { src in
                 bytes.withUnsafeMutableBytes { if src.count > 0 { FloatConversion.fromFloat(src, to: dtype, into: $0.baseAddress!) } }

@@ -38,6 +38,8 @@ public struct RowSpec: Sendable {
         /// A weight-only method from `QuantizationMethods`.
         case weights(method: String, bits: Int, granularity: Granularity)
         case smoothQuant(alpha: Float)
+        case llmInt8(threshold: Float)
+        case awq(bits: Int, granularity: Granularity)
         case zeroQuant(bits: Int, granularity: Granularity, lkdSteps: Int, weightOnly: Bool)
         /// The f32 weights with the KV cache quantized.
         case kvCache(bits: Int, outliers: Double)
@@ -53,7 +55,7 @@ public struct RowSpec: Sendable {
 
     public var needsCalibration: Bool {
         switch recipe {
-        case .smoothQuant, .kvCache: return true
+        case .smoothQuant, .kvCache, .llmInt8, .awq: return true
         case .zeroQuant(_, _, let steps, _): return steps > 0
         default: return false
         }
@@ -84,6 +86,9 @@ public enum ComparisonStudy: String, CaseIterable, Sendable {
                 RowSpec("simquant 4-bit", .weights(method: "simquant", bits: 4, granularity: .group(128))),
                 RowSpec("absmax W8A8 (int8 compute)", .weights(method: "absmax", bits: 8, granularity: .channel), compute: .int8),
                 RowSpec("smoothquant W8A8", .smoothQuant(alpha: 0.5)),
+                RowSpec("llmint8 (threshold 6)", .llmInt8(threshold: 6)),
+                RowSpec("llmint8 (threshold 4)", .llmInt8(threshold: 4)),
+                RowSpec("awq 4-bit", .awq(bits: 4, granularity: .group(128))),
                 RowSpec("zeroquant W8A8, no LKD", .zeroQuant(bits: 8, granularity: .group(128), lkdSteps: 0, weightOnly: false)),
                 RowSpec("zeroquant W8A8 + LKD", .zeroQuant(bits: 8, granularity: .group(128), lkdSteps: lkdSteps, weightOnly: false)),
                 RowSpec("zeroquant W4, no LKD", .zeroQuant(bits: 4, granularity: .group(128), lkdSteps: 0, weightOnly: true)),
@@ -186,6 +191,12 @@ public struct MethodComparison {
                 (options.method, options.bits, options.granularity) = (name, b, g)
             case .smoothQuant(let alpha):
                 options = try CalibratedMethods.smoothQuant(run!, alpha: alpha, base: options)
+                conversion += calibrationSeconds
+            case .llmInt8(let threshold):
+                options = try CalibratedMethods.llmInt8(run!, threshold: threshold, base: options)
+                conversion += calibrationSeconds
+            case let .awq(b, g):
+                options = try CalibratedMethods.awq(run!, bits: b, granularity: g, base: options)
                 conversion += calibrationSeconds
             case let .zeroQuant(b, g, steps, weightOnly):
                 options.bits = b

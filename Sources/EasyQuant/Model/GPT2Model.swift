@@ -43,8 +43,10 @@ public final class GPT2Model: @unchecked Sendable {
                       epsilon: c.layerNormEpsilon)
         }
         func conv1D(_ prefix: String, _ input: Int, _ output: Int) throws -> Linear {
-            Linear(weight: try matrix(prefix + ".weight", [input, output], outputAxis: 1), outputIsRows: false,
-                   bias: try vector(prefix + ".bias", output))
+            let weight = try matrix(prefix + ".weight", [input, output], outputAxis: 1)
+            let outliers = try source.outliers(prefix + ".weight")
+            try outliers?.check(inFeatures: input, outFeatures: output, origin: source.origin, name: prefix + ".weight")
+            return Linear(weight: weight, outputIsRows: false, bias: try vector(prefix + ".bias", output), outliers: outliers)
         }
 
         // Embeddings are looked up row by row; only the output layer multiplies with them.

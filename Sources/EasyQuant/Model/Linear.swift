@@ -34,11 +34,17 @@ public struct ComputeContext: Sendable {
 
 /// y = x · W + b for a batch of rows, with W stored as the checkpoint stores it:
 /// [in, out] for GPT-2's Conv1D layers, [out, in] for the (tied) output embedding.
+///
+/// With an outlier part (LLM.int8), y = X[:, inliers] · W[inliers, :] + X[:, outliers] · O + b:
+/// the main product sees X with the outlier columns zeroed, in either compute mode, and
+/// the outlier product runs in f32.
 public struct Linear: Sendable {
     public let weight: WeightMatrix
     /// True when the stored matrix is [out, in] (one row per output channel).
     public let outputIsRows: Bool
     public let bias: [Float]?
+    /// Input features computed in f32 with their own weight rows, or nil.
+    public let outliers: OutlierFeatures?
 
     public var inFeatures: Int { outputIsRows ? weight.columns : weight.rows }
     public var outFeatures: Int { outputIsRows ? weight.rows : weight.columns }
@@ -46,13 +52,23 @@ public struct Linear: Sendable {
     /// Output channels per parallel tile when weights must be expanded or rescaled.
     static let tileWidth = 256
 
-    public init(weight: WeightMatrix, outputIsRows: Bool, bias: [Float]?) {
+    public init(weight: WeightMatrix, outputIsRows: Bool, bias: [Float]?, outliers: OutlierFeatures? = nil) {
         self.weight = weight; self.outputIsRows = outputIsRows; self.bias = bias
+        self.outliers = outliers
         precondition(bias == nil || bias!.count == outFeatures)
+        precondition(outliers == nil || (outliers!.outFeatures == outFeatures && outliers!.indices.allSatisfy { $0 < inFeatures }),
+                     "the outlier part does not fit the layer")
     }
 
     /// Computes `m` rows: x is [m, in], y is [m, out] (leading dimensions in and out).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        guard let outliers, outliers.count > 0 else { return forwardMain(x, rows: m, into: y, context: context) }
+        outliers.withInliers(of: x, rows: m, columns: inFeatures) { forwardMain($0, rows: m, into: y, context: context) }
+        outliers.accumulate(x, rows: m, columns: inFeatures, into: y, context: context)
+    }
+
+    /// The product with the main weight (dense, dequantized or int8), bias included.
+    private func forwardMain(_ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>, context: ComputeContext) {
         switch (weight, context.mode) {
         case (.dense(let w), _):
             // Dense weights reach int8 mode only when the caller chose to keep them in float.

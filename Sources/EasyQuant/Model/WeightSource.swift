@@ -22,6 +22,9 @@ public protocol WeightSource: AnyObject, Sendable {
     var prefersInt8Compute: Bool { get }
     /// The tokenizer files shipped with the model: embedded in the .eqm, or beside the safetensors.
     func tokenizerFiles() throws -> [String: [UInt8]]
+    /// The f32 outlier part (LLM.int8) of matrix `name`, or nil. The default reads the
+    /// reserved tensors named by `OutlierFeatures.tensorNames(for:)`.
+    func outliers(_ name: String) throws -> OutlierFeatures?
 }
 
 /// Opens a weight source by sniffing the file: `.eqm`, or safetensors (file or folder).

@@ -50,6 +50,13 @@ public final class EQMFile: @unchecked Sendable {
             throw fail(.badHeader("\"alignment\" must be a power of two >= 8"))
         }
         self.alignment = alignment
+        // Features that change what the tensors compute must be known (docs/FORMAT.md §2).
+        if let requires = header["requires"] {
+            guard let list = requires.arrayValue?.compactMap(\.stringValue), list.count == requires.arrayValue?.count else {
+                throw fail(.badHeader("\"requires\" must be a list of strings"))
+            }
+            if let unknown = list.first(where: { !EQMFormat.knownFeatures.contains($0) }) { throw fail(.unsupportedFeature(unknown)) }
+        }
         guard let metadata = header["metadata"], metadata.objectMembers != nil else {
             throw fail(.badHeader("\"metadata\" must be an object"))
         }
@@ -259,6 +266,7 @@ public struct EQMError: Error, CustomStringConvertible, Equatable {
         case badBlob(owner: String, reason: String)
         case corruptBlob(owner: String, offset: Int, reason: String)
         case noSuchTensor(String)
+        case unsupportedFeature(String)
     }
     public var path: String
     public var problem: Problem
@@ -282,6 +290,8 @@ public struct EQMError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(owner): \(reason); \(remake)"
         case let .corruptBlob(owner, offset, reason):
             return "\(path): \(owner) at byte \(offset) is corrupt: \(reason); \(remake)"
+        case .unsupportedFeature(let f):
+            return "\(path): needs feature \"\(f)\", which this EasyQuant does not implement; it was written by a newer EasyQuant, so upgrade"
         case .noSuchTensor(let n):
             return "\(path): no tensor named \(n); list the tensors with eqinspect \(path)"
         }

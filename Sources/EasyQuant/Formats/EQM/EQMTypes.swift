@@ -6,6 +6,8 @@ public enum EQMFormat {
     public static let preambleSize = 32
     public static let defaultAlignment = 64
     public static let maxHeaderLength = 64 << 20
+    /// Features of `requires` this reader implements (docs/FORMAT.md §2, §5.3).
+    public static let knownFeatures: Set<String> = ["outliers"]
 }
 
 /// A zstd frame inside the file (docs/FORMAT.md §4).

@@ -93,15 +93,15 @@ public final class EQMWriter {
     /// Bytes written so far.
     public var position: Int { Int(output.position) }
 
-    /// Writes the header with `metadata`, fills in the preamble and moves the file into place.
+    /// Writes the header with `metadata` (and the features a reader must implement,
+    /// docs/FORMAT.md §2), fills in the preamble and moves the file into place.
     /// Returns the final file size.
     @discardableResult
-    public func finish(metadata: JSONValue) throws -> Int {
-        let header = JSONValue.makeObject([
-            ("alignment", JSONValue(alignment)),
-            ("metadata", metadata),
-            ("tensors", .array(records.map(\.json))),
-        ])
+    public func finish(metadata: JSONValue, requires: [String] = []) throws -> Int {
+        var members: [(String, JSONValue)] = [("alignment", JSONValue(alignment))]
+        if !requires.isEmpty { members.append(("requires", .array(requires.map { .string($0) }))) }
+        members += [("metadata", metadata), ("tensors", .array(records.map(\.json)))]
+        let header = JSONValue.makeObject(members)
         let headerBytes = Array(header.serialized().utf8)
         let headerOffset = output.position
         try output.write(headerBytes)
