@@ -62,7 +62,7 @@ public struct PerplexityEvaluator {
     public var context: ComputeContext
     public var protocolSettings: PerplexityProtocol
     /// Positions whose logits are computed at once (bounds the [rows, vocab] logits buffer).
-    public var logitRows = 128
+    public var logitRows = 256
     /// Receives the first window's logits, chunk by chunk: (first position, [rows, vocab]).
     /// For comparing with other implementations; positions run from 0 to window length − 2.
     public var firstWindowLogits: ((Int, UnsafeBufferPointer<Float>) -> Void)?

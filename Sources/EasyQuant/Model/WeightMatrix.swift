@@ -76,23 +76,34 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// Writes rows `rowRange`, columns `columnRange` dequantized into `out` (leading dimension `ld`).
     public func dequantize(rows rowRange: Range<Int>, columns columnRange: Range<Int>,
                            into out: UnsafeMutablePointer<Float>, ld: Int) {
+        let hasZeros = zeroPoints != nil
         codes.withUnsafeBufferPointer { codes in
             scales.withUnsafeBufferPointer { scales in
-                for (i, r) in rowRange.enumerated() {
+                (zeroPoints ?? []).withUnsafeBufferPointer { zeros in
+                for r in rowRange {
                     let src = codes.baseAddress! + r * columns
-                    let dst = out + i * ld
-                    let scaleRow = (r / blockRows) * scaleColumns
-                    if let zp = zeroPoints {
-                        for (j, c) in columnRange.enumerated() {
-                            let b = scaleRow + c / blockColumns
-                            dst[j] = (Float(src[c]) - zp[b]) * scales[b]
+                    let dst = out + (r - rowRange.lowerBound) * ld - columnRange.lowerBound
+                    let scaleRow = scales.baseAddress! + (r / blockRows) * scaleColumns
+                    let zeroRow = hasZeros ? zeros.baseAddress! + (r / blockRows) * scaleColumns : nil
+                    if blockColumns == 1 {
+                        // One scale per column (Conv1D weights per channel, or groups along rows).
+                        if let z = zeroRow {
+                            for c in columnRange { dst[c] = (Float(src[c]) - z[c]) * scaleRow[c] }
+                        } else {
+                            for c in columnRange { dst[c] = Float(src[c]) * scaleRow[c] }
                         }
-                    } else if blockColumns == 1 {
-                        let s = scales.baseAddress! + scaleRow
-                        for (j, c) in columnRange.enumerated() { dst[j] = Float(src[c]) * s[c] }
                     } else {
-                        for (j, c) in columnRange.enumerated() { dst[j] = Float(src[c]) * scales[scaleRow + c / blockColumns] }
+                        // Runs of columns sharing one scale (rows of an embedding, groups along columns).
+                        var c = columnRange.lowerBound
+                        while c < columnRange.upperBound {
+                            let b = c / blockColumns
+                            let end = min(columnRange.upperBound, (b + 1) * blockColumns)
+                            let s = scaleRow[b], z = zeroRow?[b] ?? 0
+                            for k in c..<end { dst[k] = (Float(src[k]) - z) * s }
+                            c = end
+                        }
                     }
+                }
                 }
             }
         }
