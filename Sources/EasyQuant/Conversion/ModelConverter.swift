@@ -160,6 +160,8 @@ public struct ModelConverter {
             let record = try writer.append(PendingTensor(name: extra.name, floats: extra.values, shape: extra.shape, sourceDType: .f32, level: options.zstdLevel))
             report.kept += 1
             report.tensorStoredBytes += record.storedBytes
+            // LLM.int8's f32 outlier rows are part of the weights they were taken from.
+            if extra.name.hasPrefix(OutlierFeatures.prefix) { report.quantizedStoredBytes += record.storedBytes }
         }
 
         var metadata: [(String, JSONValue)] = []
