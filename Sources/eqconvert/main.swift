@@ -189,7 +189,7 @@ struct EQConvert: ParsableCommand {
             ("input", Format.bytes(report.inputBytes)),
             ("output size", Format.bytes(report.outputBytes) + "  (\(Format.fixed(report.ratio, 2))x smaller)"),
             ("bits per weight", Format.fixed(report.bitsPerWeight, 3) + " (quantized tensors), " + Format.fixed(report.bitsPerParameter, 3) + " (all tensors)"),
-            ("time", Format.duration(report.seconds) + "  (\(Format.fixed(report.megabytesPerSecond, 0)) MB/s of input)"),
+            ("time", Format.duration(report.seconds) + "  (\(Format.fixed(report.megabytesPerSecond, report.megabytesPerSecond < 10 ? 2 : 0)) MB/s of input)"),
         ]), terminator: "")
         if !distillation.isEmpty { print("\nlayer-by-layer distillation:\n" + lkdTable.render(), terminator: "") }
         if method == "llmint8", let counts = options.preparation?.parameters.first(where: { $0.0 == "outlier_features" })?.1.arrayValue {
