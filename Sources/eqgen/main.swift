@@ -57,15 +57,11 @@ struct EQGen: ParsableCommand {
     }
 
     func run() throws {
-        let source = try openWeightSource(path: model)
-        let mode = compute.flatMap(ComputeMode.init) ?? (source.prefersInt8Compute ? .int8 : .f32)
-        let network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
-        let tok = try EvaluationSetup.tokenizer(for: source, override: tokenizer)
+        let loaded = try LoadedModel(path: model, compute: compute.flatMap(ComputeMode.init), tokenizerDirectory: tokenizer)
+        let (mode, network, tok) = (loaded.mode, loaded.network, loaded.tokenizer)
         let ids = tok.encode(prompt)
         guard !ids.isEmpty else { throw ValidationError("the prompt is empty after tokenization") }
-        let kv = try kvBits.map {
-            try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.headCount, bits: $0, outlierPercent: kvOutliers)
-        }
+        let kv = try loaded.kvQuantization(bits: kvBits, outlierPercent: kvOutliers)
         let generator = TextGenerator(model: network, context: ComputeContext(mode: mode, threads: threads), kvQuantization: kv,
                                       endOfText: ignoreEndOfText ? nil : tok.endOfTextID)
         var stream = UTF8Stream()

@@ -72,10 +72,8 @@ struct EQPPL: ParsableCommand {
     }
 
     func run() throws {
-        let source = try openWeightSource(path: model)
-        let mode = compute.flatMap(ComputeMode.init) ?? (source.prefersInt8Compute ? .int8 : .f32)
-        let network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
-        let tok = try EvaluationSetup.tokenizer(for: source, override: tokenizer)
+        let loaded = try LoadedModel(path: model, compute: compute.flatMap(ComputeMode.init), tokenizerDirectory: tokenizer)
+        let (source, mode, network, tok) = (loaded.source, loaded.mode, loaded.network, loaded.tokenizer)
         if let eqm = source as? EQMWeightSource, let calibrated = eqm.file.quantizationInfo?["calibration"]?["sha256"]?.stringValue,
            calibrated == (try? SHA256Hasher.hex(ofFile: text)) {
             FileHandle.standardError.write("warning: \(text) is the text this model was calibrated on (same sha256); its perplexity here flatters the quantized model. Evaluate on a different text.\n".data(using: .utf8)!)
@@ -93,11 +91,8 @@ struct EQPPL: ParsableCommand {
         var context = ComputeContext(mode: mode, backendName: backend, threads: threads)
         let timing = profile ? ForwardProfile() : nil
         context.profile = timing
-        if let kvBits {
-            context.kvQuantization = try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.headCount,
-                                                             bits: kvBits, outlierPercent: kvOutliers)
-            context.kvTally = KVQuantization.Tally()
-        }
+        context.kvQuantization = try loaded.kvQuantization(bits: kvBits, outlierPercent: kvOutliers)
+        context.kvTally = kvBits.map { _ in KVQuantization.Tally() }
         let e = network.config.embeddingSize, layers = network.config.layerCount
         let kvBytes: Double
         if let reference {

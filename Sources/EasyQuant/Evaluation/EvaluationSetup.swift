@@ -1,5 +1,30 @@
 import Foundation
 
+/// A model opened for running: its weights, the compute mode, the network and its tokenizer.
+public struct LoadedModel {
+    public var source: any WeightSource
+    public var mode: ComputeMode
+    public var network: GPT2Model
+    public var tokenizer: GPT2Tokenizer
+
+    /// Opens `path` (.eqm, .safetensors or a folder). `compute` nil means what the file asks
+    /// for (int8 for W8A8 files), else f32; `tokenizerDirectory` overrides the model's own.
+    public init(path: String, compute: ComputeMode?, tokenizerDirectory: String?) throws {
+        source = try openWeightSource(path: path)
+        mode = compute ?? (source.prefersInt8Compute ? .int8 : .f32)
+        network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
+        tokenizer = try EvaluationSetup.tokenizer(for: source, override: tokenizerDirectory)
+    }
+
+    /// The KV-cache quantization for `bits` (nil: none), from the key ranges the file carries.
+    public func kvQuantization(bits: Int?, outlierPercent: Double) throws -> KVQuantization? {
+        try bits.map {
+            try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.headCount,
+                                    bits: $0, outlierPercent: outlierPercent)
+        }
+    }
+}
+
 /// Finding the pieces an evaluation needs: the model's tokenizer and the text's tokens.
 public enum EvaluationSetup {
     /// Why the tokenizer or the text could not be had.

@@ -39,7 +39,6 @@ public struct ReferenceComparison {
 
     public func evaluate(_ tokens: [Int32], progress: ((Int, Int) -> Void)? = nil) -> ComparisonResult {
         precondition(model.config.vocabSize == reference.config.vocabSize, "the models have different vocabularies")
-        let start = Date()
         var modelSeconds = 0.0, referenceSeconds = 0.0
         let windows = protocolSettings.windows(tokenCount: tokens.count)
         let total = windows.reduce(0) { $0 + $1.scored }
@@ -87,7 +86,6 @@ public struct ReferenceComparison {
         func result(_ nll: Double, _ seconds: Double) -> PerplexityResult {
             PerplexityResult(textTokens: tokens.count, scoredTokens: positions.count, totalNLL: nll, windows: windows.count, seconds: seconds)
         }
-        _ = start
         return ComparisonResult(
             model: result(positions.reduce(0) { $0 + $1.nllModel }, modelSeconds),
             reference: result(positions.reduce(0) { $0 + $1.nllReference }, referenceSeconds),
