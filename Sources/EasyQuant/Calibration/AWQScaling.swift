@@ -57,10 +57,11 @@ public struct AWQScaling: ModelPreparation {
         var results = [Layer?](repeating: nil, count: jobs.count)
         let lock = Lock()
         var done = 0
+        let means = statistics.absMean
         try Parallel.forEachThrowing(jobs.count, threads: threads) { i in
             let (l, linear) = jobs[i]
             let name = "h.\(l).\(linear.rawValue).weight"
-            guard let shape = source.shapes[name], let mean = statistics.absMean[l][linear] else {
+            guard let shape = source.shapes[name], let mean = means[l][linear] else {
                 throw ModelError.unsupported(origin: source.origin, reason: "no calibration statistics for h.\(l).\(linear.rawValue)")
             }
             let x = sample.rows(layer: l, linear, width: shape[0])
@@ -85,9 +86,10 @@ public struct AWQScaling: ModelPreparation {
         self.layers = layers
         var scales = Array(repeating: [BlockLinear: [Float]](), count: blocks)
         var means = Array(repeating: [BlockLinear: [Float]](), count: blocks)
+        let recorded = statistics?.absMean
         for layer in layers {
             scales[layer.layer][layer.linear] = layer.result.scales
-            means[layer.layer][layer.linear] = statistics?.absMean[layer.layer][layer.linear]
+            means[layer.layer][layer.linear] = recorded?[layer.layer][layer.linear]
         }
         precondition(scales.allSatisfy { b in Self.searched.allSatisfy { b[$0] != nil } }, "every searched layer needs scales")
         self.scales = scales

@@ -1,25 +1,25 @@
-/// Per-input-channel max |x| of every linear layer's input over the calibration windows:
-/// SmoothQuant's activation scales, LLM.int8()'s outlier features, AWQ's saliency.
+/// Per-input-channel max |x| and mean |x| of every linear layer's input over the calibration
+/// windows: SmoothQuant's activation scales, LLM.int8()'s outlier features, AWQ's saliency.
 public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
     /// [layer][linear] → max |x_j| per input channel j.
     public private(set) var absMax: [[BlockLinear: [Float]]]
-    /// [layer][linear] → mean |x_j| per input channel j (AWQ's activation magnitude).
-    public private(set) var absMean: [[BlockLinear: [Float]]]
-    private var sums: [[BlockLinear: [Double]]]
-    public private(set) var tokens = 0
-    private var tokensByLayer: [Int]
+    /// [layer][linear] → Σ |x_j| and the number of tokens summed.
+    private var sums: [[BlockLinear: (total: [Double], tokens: Int)]]
 
     public init(layers: Int) {
         absMax = Array(repeating: [:], count: layers)
-        absMean = Array(repeating: [:], count: layers)
         sums = Array(repeating: [:], count: layers)
-        tokensByLayer = Array(repeating: 0, count: layers)
+    }
+
+    /// [layer][linear] → mean |x_j| per input channel j (AWQ's activation magnitude).
+    public var absMean: [[BlockLinear: [Float]]] {
+        sums.map { layer in layer.mapValues { s in s.total.map { Float($0 / Double(max(1, s.tokens))) } } }
     }
 
     public func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens t: Int) {
         let width = x.count / t
         var maxima = absMax[layer][linear] ?? [Float](repeating: 0, count: width)
-        var total = sums[layer][linear] ?? [Double](repeating: 0, count: width)
+        var (total, seen) = sums[layer][linear] ?? ([Double](repeating: 0, count: width), 0)
         for i in 0..<t {
             for j in 0..<width {
                 let v = abs(x[i * width + j])
@@ -28,10 +28,7 @@ public final class ActivationStatistics: ForwardObserver, @unchecked Sendable {
             }
         }
         absMax[layer][linear] = maxima
-        sums[layer][linear] = total
-        if linear == .attention { tokensByLayer[layer] += t }
-        absMean[layer][linear] = total.map { Float($0 / Double(max(1, tokensByLayer[layer]))) }
-        tokens = tokensByLayer[0]
+        sums[layer][linear] = (total, seen + t)
     }
 
     /// Runs `model` in f32 over every window, collecting the statistics.

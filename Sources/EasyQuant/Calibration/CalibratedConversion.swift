@@ -74,15 +74,22 @@ public enum CalibratedMethods {
         return options
     }
 
-    /// SmoothQuant W8A8: smoothing from calibration statistics, then absmax int8 weights per
-    /// output channel; the file asks for int8 activations at inference.
-    public static func smoothQuant(_ run: CalibrationRun, alpha: Float, base: ConversionOptions) throws -> ConversionOptions {
+    /// W8A8 as SmoothQuant and LLM.int8 store it: absmax int8 weights per output channel,
+    /// and the file asks for int8 activations per token at inference.
+    static func vectorWiseInt8(_ base: ConversionOptions, recordedAs method: String) -> ConversionOptions {
         var options = base
         options.method = AbsMax.name
         options.bits = 8
         options.granularity = .channel
-        options.recordedMethod = "smoothquant"
+        options.recordedMethod = method
         options.compute = .int8
+        return options
+    }
+
+    /// SmoothQuant W8A8: smoothing from calibration statistics, then absmax int8 weights per
+    /// output channel; the file asks for int8 activations at inference.
+    public static func smoothQuant(_ run: CalibrationRun, alpha: Float, base: ConversionOptions) throws -> ConversionOptions {
+        var options = vectorWiseInt8(base, recordedAs: "smoothquant")
         options.preparation = try SmoothQuant(source: run.weights, statistics: run.activations, layers: run.model.config.layerCount, alpha: alpha)
         return recordingCalibration(run, base: options)
     }
@@ -91,12 +98,7 @@ public enum CalibratedMethods {
     /// inference) with the input features whose calibrated max |x| exceeds `threshold`
     /// computed in f32 (`LLMInt8Decomposition`). The file asks for int8 compute.
     public static func llmInt8(_ run: CalibrationRun, threshold: Float = 6, base: ConversionOptions) throws -> ConversionOptions {
-        var options = base
-        options.method = AbsMax.name
-        options.bits = 8
-        options.granularity = .channel
-        options.recordedMethod = "llmint8"
-        options.compute = .int8
+        var options = vectorWiseInt8(base, recordedAs: "llmint8")
         options.preparation = try LLMInt8Decomposition(source: run.weights, statistics: run.activations,
                                                        layers: run.model.config.layerCount, threshold: threshold)
         return recordingCalibration(run, base: options)
