@@ -132,6 +132,26 @@ final class EQMTests: XCTestCase {
         XCTAssertTrue(fa.tensors.allSatisfy { $0.data.offset % 64 == 0 })
     }
 
+    /// A conversion that fails while its workers hold pipeline slots must clean up without
+    /// a crash (libdispatch traps on a semaphore freed below its initial value) and leave no file.
+    func testFailingConversionsCleanUpEveryTime() throws {
+        let folder = dir + "/nan"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let names = (0..<24).map { "t\($0).weight" }
+        let w = try SafetensorsWriter(path: folder + "/model.safetensors", entries: names.map { .init(name: $0, dtype: .f32, shape: [32, 32]) })
+        for (i, _) in names.enumerated() {
+            var values = [Float](repeating: 0.5, count: 1024)
+            if i == 1 { values[3] = .nan }
+            try w.write(floats: values)
+        }
+        try w.finish()
+        let source = try SafetensorsModel(path: folder)
+        for _ in 0..<60 {
+            XCTAssertThrowsError(try ModelConverter(options: ConversionOptions(threads: 2)).convert(source, to: folder + "/out.eqm"))
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["model.safetensors"])
+    }
+
     // MARK: Damage
 
     func testTruncatedFilesAreRefusedWithAClearError() throws {

@@ -125,6 +125,7 @@ public struct ModelConverter {
 
         // Hash the sources beside the real work.
         let hashes = BackgroundHashes(paths: source.shards.map(\.path))
+        defer { _ = try? hashes.wait() }
 
         let recordedMethod = options.recordedMethod ?? options.method
         report.method = recordedMethod
@@ -251,19 +252,24 @@ public struct ModelConverter {
 }
 
 /// SHA-256 of files, computed on a background thread.
+///
+/// The conversion always joins it, also when it fails: a tool that exits while the thread
+/// is still inside libcrypto would crash in the library's exit-time cleanup.
 final class BackgroundHashes: @unchecked Sendable {
     private var result: Result<[String], Error>?
-    private let done = DispatchSemaphore(value: 0)
+    private let group = DispatchGroup()
 
     init(paths: [String]) {
+        group.enter()
         Thread.detachNewThread { [self] in
             result = Result { try paths.map { try SHA256Hasher.hex(ofFile: $0) } }
-            done.signal()
+            group.leave()
         }
     }
 
+    /// Waits for the digests (may be called more than once).
     func wait() throws -> [String] {
-        done.wait()
+        group.wait()
         return try result!.get()
     }
 }

@@ -13,7 +13,10 @@ public enum OrderedPipeline {
                               consume: (Int, T) throws -> Void) throws {
         if count == 0 { return }
         let workers = max(1, min(threads, count))
-        let slots = DispatchSemaphore(value: max(workers, window))
+        // Created at 0 and raised to the window: libdispatch traps when a semaphore is freed
+        // below its initial value, which an early failure (slots still taken) would cause.
+        let slots = DispatchSemaphore(value: 0)
+        for _ in 0..<max(workers, window) { slots.signal() }
         let lock = Lock()
         let state = PipelineState<T>(count: count)
         let group = DispatchGroup()
