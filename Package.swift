@@ -43,10 +43,10 @@ let package = Package(
         .target(
             name: "EasyQuant",
             dependencies: ["CZstd", "CDNNL", "CLibCrypto"],
-            swiftSettings: [
-                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-                .unsafeFlags(simdLevelFlags),
-            ]
+            // Release builds keep every precondition and overflow check: a hostile model file
+            // must meet a check, not undefined behaviour. Hot kernels use wrapping arithmetic
+            // (&+, &*) and unsafe buffers locally, with their bounds checked once at entry.
+            swiftSettings: [.unsafeFlags(simdLevelFlags)]
         ),
         .executableTarget(
             name: "eqconvert",
@@ -66,11 +66,7 @@ let package = Package(
             name: "eqgen",
             dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(
-            name: "eqbench-gemm",
-            dependencies: ["EasyQuant"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-        ),
+        .executableTarget(name: "eqbench-gemm", dependencies: ["EasyQuant"]),
         .executableTarget(
             name: "eqtable",
             dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
