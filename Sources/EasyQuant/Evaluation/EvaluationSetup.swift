@@ -4,23 +4,23 @@ import Foundation
 public struct LoadedModel {
     public var source: any WeightSource
     public var mode: ComputeMode
-    public var network: GPT2Model
+    public var network: any CausalLanguageModel
     public var tokenizer: GPT2Tokenizer
 
-    /// Opens `path` (.eqm, .safetensors or a folder). `compute` nil means what the file asks
-    /// for (int8 for W8A8 files), else f32; `tokenizerDirectory` overrides the model's own.
+    /// Opens `path` (.eqm, GGUF, .safetensors or a folder). `compute` nil means what the file
+    /// asks for (int8 for W8A8 files), else f32; `tokenizerDirectory` overrides the model's own.
     public init(path: String, compute: ComputeMode?, tokenizerDirectory: String?) throws {
         source = try openWeightSource(path: path)
         mode = compute ?? (source.prefersInt8Compute ? .int8 : .f32)
-        network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
+        network = try source.makeModel(quantizeDenseForInt8: mode == .int8)
         tokenizer = try EvaluationSetup.tokenizer(for: source, override: tokenizerDirectory)
     }
 
     /// The KV-cache quantization for `bits` (nil: none), from the key ranges the file carries.
     public func kvQuantization(bits: Int?, outlierPercent: Double) throws -> KVQuantization? {
         try bits.map {
-            try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.headCount,
-                                    bits: $0, outlierPercent: outlierPercent)
+            try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.kvHeadCount,
+                                    width: network.config.kvSize, bits: $0, outlierPercent: outlierPercent)
         }
     }
 }
