@@ -25,11 +25,15 @@ final class BPEMerger {
 
     /// Pair lookups and heap operations done so far: the merge work, for `EncodingStatistics`.
     private(set) var steps = 0
+    /// Whether some byte has no token (its entry in `byteTokens` is -1): such bytes take part
+    /// in no merge and are left out of the result, as llama.cpp leaves them out.
+    private let bytesMayLackTokens: Bool
 
     init(merges: MergeTable, byteTokens: [Int32]) {
         precondition(byteTokens.count == 256)
         self.merges = merges
         self.byteTokens = byteTokens
+        self.bytesMayLackTokens = byteTokens.contains { $0 < 0 }
     }
 
     deinit {
@@ -47,10 +51,11 @@ final class BPEMerger {
 
     /// The ids of the piece `p[0..<count]` (1 ≤ count < 2^31), in storage owned by the merger
     /// that stays valid until its next call.
+    /// May be empty if no byte of the piece has a token.
     @inline(__always)
     func merge(_ p: UnsafePointer<UInt8>, _ count: Int) -> UnsafeBufferPointer<Int32> {
         if count <= BPEMerger.smallLimit {
-            return UnsafeBufferPointer(start: ids, count: mergeSmall(p, count))
+            return dropMissing(ids, mergeSmall(p, count))
         }
         if largeIDs.count < count {
             largeIDs.deallocate(); largeNext.deallocate(); largePrev.deallocate()
@@ -58,7 +63,19 @@ final class BPEMerger {
             largeNext = .allocate(capacity: count)
             largePrev = .allocate(capacity: count)
         }
-        return UnsafeBufferPointer(start: largeIDs.baseAddress, count: mergeLarge(p, count))
+        return dropMissing(largeIDs.baseAddress!, mergeLarge(p, count))
+    }
+
+    /// `ids[0..<n]` without the -1 entries of bytes that have no token.
+    @inline(__always)
+    private func dropMissing(_ ids: UnsafeMutablePointer<Int32>, _ n: Int) -> UnsafeBufferPointer<Int32> {
+        guard bytesMayLackTokens else { return UnsafeBufferPointer(start: ids, count: n) }
+        var kept = 0
+        for k in 0..<n where ids[k] >= 0 {
+            ids[kept] = ids[k]
+            kept += 1
+        }
+        return UnsafeBufferPointer(start: ids, count: kept)
     }
 
     /// Appends the ids of the piece `p[0..<count]` (count ≥ 1) to `out`.
@@ -125,7 +142,8 @@ final class BPEMerger {
         while let (rank, position) = heap.pop() {
             steps += 1
             let k = Int(position)
-            // Stale if k was merged away (its id was cleared) or its right neighbour changed.
+            // Stale if k was merged away or its right neighbour changed. (A merged-away entry
+            // is -1, like a byte without token, which is in no pair.)
             guard ids[k] >= 0, next[k] < end else { continue }
             let j = Int(next[k])
             let answer = merges.lookup(ids[k], ids[j])

@@ -6,8 +6,8 @@ import Foundation
 /// Text is cut into pieces by the model's pre-tokenization rules (`PreTokenizerRules`, each a
 /// hand-written scanner), each piece's UTF-8 bytes become byte tokens, and ranked merges join
 /// them (`BPEMerger`). Decoding concatenates the tokens' bytes, so `decode(encode(s))` gives
-/// back `s` byte for byte (with `addBOS: false, addEOS: false`, or once BOS/EOS are dropped,
-/// which `decode` does by default).
+/// back `s` byte for byte (BOS and EOS decode to nothing), unless the vocabulary lacks a byte
+/// of `s` (`missingByteTokens`).
 ///
 /// Added tokens (see `TokenType`): the text of a control token (`<|endoftext|>`,
 /// `<|begin_of_text|>`) in the input is encoded as ordinary text unless `allowSpecialTokens` is
@@ -41,6 +41,10 @@ public final class BPETokenizer: Sendable {
     public var preTokenizer: PreTokenizerRules { tables.rules }
     /// Whether a piece that is a token becomes it without merging (Llama 3's `ignore_merges`).
     public let ignoresMerges: Bool
+    /// Bytes that have no token of their own. `encode` leaves them out of the ids, as
+    /// llama.cpp does (SmolLM2 lacks 21, among them the controls 0x04 and 0x06), so for a text
+    /// that holds one, `decode(encode(s))` is `s` without it. Empty for GPT-2, Llama 3, Qwen2.
+    public let missingByteTokens: [UInt8]
     /// The BOS and EOS ids, if the model has them.
     public let bosID: Int32?
     public let eosID: Int32?
@@ -117,11 +121,12 @@ public final class BPETokenizer: Sendable {
         let vocabulary = definition.vocabulary
         self.vocabulary = vocabulary
         let merges = MergeTable(definition.merges, duplicates: definition.duplicateMergeRank)
-        let byteTokens = try vocabulary.byteTokens(file: definition.vocabularyFile)
+        let byteTokens = vocabulary.byteTokens()
         let wholeTokens = definition.ignoreMerges
             ? BPETokenizer.everyToken(vocabulary)
             : BPETokenizer.selfMergingTokens(vocabulary, merges: merges, byteTokens: byteTokens)
         self.tables = EncodingTables(rules: definition.rules, merges: merges, byteTokens: byteTokens, wholeTokens: wholeTokens)
+        self.missingByteTokens = (0..<256).filter { byteTokens[$0] < 0 }.map(UInt8.init)
         self.ignoresMerges = definition.ignoreMerges
         var always: [(bytes: [UInt8], id: Int32)] = []
         var allowed: [(bytes: [UInt8], id: Int32)] = []

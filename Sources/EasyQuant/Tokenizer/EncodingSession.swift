@@ -37,7 +37,7 @@ final class EncodingSession {
     private var bytesEncoded = 0
 
     /// Parallel parts are about this long (shorter if that leaves a thread idle).
-    static let partBytes = 1 << 20
+    static let partBytes = 1 << 19
     /// Texts shorter than this stay on one thread.
     static let parallelMinimum = 2 * 4096
 

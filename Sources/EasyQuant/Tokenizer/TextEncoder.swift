@@ -71,7 +71,8 @@ final class TextEncoder {
                 pieces += 1
                 if n > longestPiece { longestPiece = n }
                 if n == 1 {
-                    sink.push(byteTokens[Int(text[piece.lowerBound])], &out)
+                    let id = byteTokens[Int(text[piece.lowerBound])]
+                    if id >= 0 { sink.push(id, &out) }
                 } else if n <= TextEncoder.longestExactPiece {
                     encodePiece(text + piece.lowerBound, n, &sink, &out)
                 } else {
@@ -124,14 +125,20 @@ final class TextEncoder {
             while e < piece.upperBound, text[e] & 0xC0 == 0x80 { e -= 1 }  // a scalar's first byte
             let n = e - s
             if n == lastPart.count, memcmp(text + s, text + lastPart.start, n) == 0 {
-                lastPart.ids.withUnsafeBufferPointer { sink.push($0, &out) }
-            } else if n == 1 {
-                sink.push(byteTokens[Int(text[s])], &out)
+                if !lastPart.ids.isEmpty { lastPart.ids.withUnsafeBufferPointer { sink.push($0, &out) } }
             } else {
                 let before = out.count + sink.count
-                encodePiece(text + s, n, &sink, &out)
+                if n == 1 {
+                    if byteTokens[Int(text[s])] >= 0 { sink.push(byteTokens[Int(text[s])], &out) }
+                } else {
+                    encodePiece(text + s, n, &sink, &out)
+                }
                 sink.flush(&out)
-                lastPart = (s, n, Array(out[before...]))
+                // Copied into its own buffer: `Array(out[before...])` could share `out`'s.
+                lastPart.start = s
+                lastPart.count = n
+                lastPart.ids.removeAll(keepingCapacity: true)
+                lastPart.ids.append(contentsOf: out[before...])
             }
             s = e
             if out.count + sink.count >= limit, s < piece.upperBound { return s }

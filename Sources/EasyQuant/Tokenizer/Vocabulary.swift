@@ -113,16 +113,10 @@ struct Vocabulary: Sendable {
         return ByteLevelAlphabet.bytes(ofTokenText: String(decoding: stored, as: UTF8.self))
     }
 
-    /// The id of the single-byte token for each byte value; a byte-level BPE needs all 256.
-    func byteTokens(file: String) throws -> [Int32] {
-        try (0..<256).map { b in
-            let scalar = Unicode.Scalar(ByteLevelAlphabet.scalarForByte[b])!
-            guard let id = id(ofText: String(scalar)) else {
-                throw TokenizerError.invalidVocabulary(
-                    file: file, reason: "no token for byte 0x\(String(b, radix: 16, uppercase: true)) (written \"\(scalar)\"); all 256 byte tokens are needed")
-            }
-            return id
-        }
+    /// The id of the single-byte token for each byte value, or -1 for a byte that has none
+    /// (SmolLM2 has no token for 21 bytes, such as 0x04 and 0xC0).
+    func byteTokens() -> [Int32] {
+        (0..<256).map { b in id(ofText: String(Unicode.Scalar(ByteLevelAlphabet.scalarForByte[b])!)) ?? -1 }
     }
 
     /// A token text for messages: quoted, with controls escaped, and cut if very long.
