@@ -155,7 +155,7 @@ def write_readme(out, manifest, tests):
     text = f"""# fixtures/vocab
 
 Vocabularies of real byte-level BPE models, as GGUF files without tensors, and test strings with
-their expected token ids, for the tokenizer tests (`TokenizerVocabTests`). Made by
+their expected token ids, for the tokenizer tests (`TokenizerVocabTests` and others). Made by
 `scripts/make_vocab_fixtures.py` (see scripts/README.md); {total:,} bytes stored in all.
 
 * `ggml-vocab-gpt-2.gguf`, `ggml-vocab-llama-bpe.gguf` (Llama 3), `ggml-vocab-qwen2.gguf` and
@@ -166,9 +166,9 @@ their expected token ids, for the tokenizer tests (`TokenizerVocabTests`). Made 
   authors made with Hugging Face tokenizers and llama.cpp's own test checks.
 * `ggml-vocab-smollm2.gguf` is extracted from `SmolLM2-135M-Instruct.Q4_1.gguf` (HuggingFaceTB's
   SmolLM2, licensed Apache-2.0, as its `general.license` says) with the `gguf` Python package
-  (MIT, from llama.cpp): its `general.*` and `tokenizer.*` metadata, no tensors. Its `.inp` is llama-bpe's, and its `.out`
-  holds the ids llama.cpp gives (`Llama(vocab_only=True).tokenize(text, add_bos=False,
-  special=False)`).
+  (MIT, from llama.cpp): its `general.*` and `tokenizer.*` metadata, no tensors. Its `.inp` is
+  llama-bpe's, and its `.out` holds the ids llama.cpp gives
+  (`Llama(vocab_only=True).tokenize(text, add_bos=False, special=False)`).
 * The GGUF files are stored zstd-compressed (`zstd -19 --check`); the tests decompress them with
   EasyQuant's `Zstd` and check the sha256 of the result against `manifest.json`.
 
