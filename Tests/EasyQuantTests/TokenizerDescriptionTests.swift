@@ -73,6 +73,8 @@ final class TokenizerDescriptionTests: XCTestCase {
         spm.model = "llama"
         XCTAssertEqual(error(spm), .unsupportedTokenizer(
             file: "test.gguf", reason: "tokenizer model \"llama\" is SentencePiece, which is not implemented (byte-level BPE, \"gpt2\", is)"))
+        XCTAssertEqual(error(description(["ab", String(repeating: "x", count: 70_000)])),
+                       .invalidVocabulary(file: "test.gguf", reason: "token 257 is 70000 bytes long, more than 65535"))
         for e in [error(description(["ab", "ab"])), error(spm), error(description(pre: "falcon"))] {
             XCTAssertFalse("\(e!)".contains("\n"))
             XCTAssertTrue("\(e!)".hasPrefix("test.gguf: "), "\(e!)")
@@ -141,8 +143,23 @@ final class TokenizerDescriptionTests: XCTestCase {
                        "test.gguf: not a usable byte-level BPE vocabulary: tokenizer.ggml.eos_token_id is string \"x\", not an integer; use the tokenizer files that belong to the model, unmodified")
         XCTAssertEqual(ggufError(metadata([("tokenizer.ggml.add_bos_token", .uint32(1))])),
                        "test.gguf: not a usable byte-level BPE vocabulary: tokenizer.ggml.add_bos_token is u32 1, not a bool; use the tokenizer files that belong to the model, unmodified")
+        // Strings that are not UTF-8 are refused by the GGUF reader, with the place.
+        let invalid = ggufError(metadata([("tokenizer.ggml.tokens", .rawStrings(tokens(["ab"]).map { Array($0.utf8) } + [[0x61, 0xC3, 0x28]]))]))
+        XCTAssertTrue(invalid?.hasPrefix("test.gguf: ") == true && invalid?.contains("not valid UTF-8") == true, invalid ?? "nil")
+        XCTAssertFalse(invalid?.contains("\n") ?? true)
         XCTAssertEqual(ggufError(metadata([("tokenizer.ggml.merges", .strings(["a b", "ab zz"]))])),
                        "test.gguf:2: invalid merge: token \"zz\" is not in the vocabulary; use the merges that belong to this vocabulary (same file or same model)")
+    }
+
+    func testInvalidUTF8InTokenizerJSONIsRefused() {
+        let json = Array(SyntheticTokenizer.gpt2PreTokenizer.utf8) + Array(#""model":{"type":"BPE","vocab":{"a"#.utf8) + [0xC3, 0x28]
+            + Array(#"":0},"merges":[]}}"#.utf8)
+        XCTAssertThrowsError(try BPETokenizer(tokenizerJSON: json)) { error in
+            guard case let .invalidJSON(file, offset, reason)? = error as? TokenizerError else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, "tokenizer.json")
+            XCTAssertEqual(offset, 131)  // the opening quote of the key
+            XCTAssertEqual(reason, "string is not valid UTF-8")
+        }
     }
 
     // MARK: tokenizer.json of each rule set

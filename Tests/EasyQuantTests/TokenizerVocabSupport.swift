@@ -76,6 +76,8 @@ enum GGUFMetadataWriter {
         case uint32(UInt32)
         case bool(Bool)
         case strings([String])
+        /// Strings given as raw bytes, which need not be UTF-8.
+        case rawStrings([[UInt8]])
         case int32s([Int32])
     }
 
@@ -94,6 +96,7 @@ enum GGUFMetadataWriter {
             case .uint32(let v): u32(4); u32(v)
             case .bool(let b): u32(7); out.append(b ? 1 : 0)
             case .strings(let list): u32(9); u32(8); u64(UInt64(list.count)); list.forEach(str)
+            case .rawStrings(let list): u32(9); u32(8); u64(UInt64(list.count)); list.forEach { u64(UInt64($0.count)); out += $0 }
             case .int32s(let list): u32(9); u32(5); u64(UInt64(list.count)); list.forEach { u32(UInt32(bitPattern: $0)) }
             }
         }

@@ -1,7 +1,11 @@
 import Foundation
 
-/// A byte-level BPE tokenizer (GPT-2, Llama 3, Qwen2, SmolLM2), exact to the ids of llama.cpp,
-/// Hugging Face tokenizers and, for GPT-2, OpenAI's `encoder.py` and tiktoken.
+/// A byte-level BPE tokenizer (GPT-2, Llama 3, Qwen2, SmolLM2), exact to the ids of llama.cpp
+/// and, for GPT-2, of OpenAI's `encoder.py`, tiktoken and Hugging Face tokenizers. Hugging Face
+/// differs from llama.cpp, and so from this, only in corners: it folds `'ſ` into a contraction
+/// (`Llama3PreTokenizer`), applies a tokenizer.json's NFC normalizer (accepted here, not
+/// applied), may emit an unknown token for a byte the vocabulary lacks (left out here), and
+/// orders overlapping added tokens differently (`SpecialTokenMatcher`).
 ///
 /// Text is cut into pieces by the model's pre-tokenization rules (`PreTokenizerRules`, each a
 /// hand-written scanner), each piece's UTF-8 bytes become byte tokens, and ranked merges join
@@ -92,7 +96,9 @@ public final class BPETokenizer: Sendable {
     /// A tokenizer from the bytes of a Hugging Face `tokenizer.json` describing a byte-level BPE
     /// (`model.vocab` and `model.merges`; merges as "a b" strings or ["a", "b"] arrays) whose
     /// `pre_tokenizer` is one of the known rule sets, and optionally of its
-    /// `tokenizer_config.json` (`add_bos_token`, `bos_token`, …).
+    /// `tokenizer_config.json` (`add_bos_token`, `bos_token`, …). Added tokens with `special`
+    /// become control tokens, the others user-defined (`TokenType`). A normalizer must be absent
+    /// or NFC (Qwen2's), which is not applied, as llama.cpp does not.
     public convenience init(tokenizerJSON: [UInt8], tokenizerConfigJSON: [UInt8]? = nil) throws {
         try self.init(TokenizerFiles.parseTokenizerJSON(tokenizerJSON, file: TokenizerFiles.tokenizerJSON, config: tokenizerConfigJSON))
     }

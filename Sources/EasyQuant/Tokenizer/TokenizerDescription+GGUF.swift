@@ -37,11 +37,7 @@ extension TokenizerDescription {
         guard let model = try string("tokenizer.ggml.model") else {
             throw TokenizerError.unsupportedTokenizer(file: source, reason: "it has no tokenizer (no tokenizer.ggml.model)")
         }
-        guard model == "gpt2" else {
-            // Described, not loaded: definition() refuses it by name.
-            self.init(model: model, tokens: [], merges: [], preTokenizer: "", source: source)
-            return
-        }
+        try TokenizerDescription.checkModel(model, source: source)
         guard let pre = try string("tokenizer.ggml.pre") else {
             throw TokenizerError.unsupportedTokenizer(
                 file: source, reason: "it has no tokenizer.ggml.pre (llama.cpp would guess a \"default\" rule set)")

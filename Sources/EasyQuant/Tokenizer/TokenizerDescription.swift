@@ -38,11 +38,10 @@ public struct TokenizerDescription: Sendable, Equatable {
         self.source = source
     }
 
-    /// The checked definition: every token id in range and listed once, every merge made of
-    /// known tokens and producing one, the rule set known.
-    func definition() throws -> TokenizerDefinition {
+    /// Refuses every tokenizer model but byte-level BPE (`gpt2`), SentencePiece (`llama`) by name.
+    static func checkModel(_ model: String, source: String) throws {
         switch model {
-        case "gpt2": break
+        case "gpt2": return
         case "llama":
             throw TokenizerError.unsupportedTokenizer(
                 file: source, reason: "tokenizer model \"llama\" is SentencePiece, which is not implemented (byte-level BPE, \"gpt2\", is)")
@@ -50,6 +49,12 @@ public struct TokenizerDescription: Sendable, Equatable {
             throw TokenizerError.unsupportedTokenizer(
                 file: source, reason: "tokenizer model \"\(model)\" is not byte-level BPE (\"gpt2\")")
         }
+    }
+
+    /// The checked definition: every token id in range and listed once, every merge made of
+    /// known tokens and producing one, the rule set known.
+    func definition() throws -> TokenizerDefinition {
+        try TokenizerDescription.checkModel(model, source: source)
         let rules = try PreTokenizerRules(name: preTokenizer, source: source)
         guard tokens.count <= Vocabulary.idLimit else {
             throw TokenizerError.invalidVocabulary(file: source, reason: "it has \(tokens.count) tokens, more than \(Vocabulary.idLimit)")
