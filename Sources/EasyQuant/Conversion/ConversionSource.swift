@@ -23,7 +23,9 @@ public struct ConversionEntry: Sendable {
 /// Safetensors models and GGUF files both are one.
 public protocol ConversionSource: AnyObject {
     var path: String { get }
-    var family: any ModelFamily { get }
+    /// The model family, or nil for a file of tensors no family describes (weight-only
+    /// methods still quantize it, every matrix [out, in]; nothing can run it).
+    var family: (any ModelFamily)? { get }
     /// Tensors in file order.
     var entries: [ConversionEntry] { get }
     /// The Hugging Face config the `.eqm` embeds.
@@ -53,15 +55,21 @@ public func openConversionSource(path: String) throws -> any ConversionSource {
 /// read in place from the memory map, F16/BF16 converted per tensor.
 public final class SafetensorsConversionSource: ConversionSource {
     public let model: SafetensorsModel
-    public let family: any ModelFamily
+    public let family: (any ModelFamily)?
     public let entries: [ConversionEntry]
 
     public init(_ model: SafetensorsModel) throws {
         self.model = model
-        family = try ModelFamilies.detect(config: model.config, fileNames: model.tensors.map(\.name), origin: model.path)
+        do {
+            family = try ModelFamilies.detect(config: model.config, fileNames: model.tensors.map(\.name), origin: model.path)
+        } catch let error as ModelError {
+            // A config naming an unknown family is an error; a bare file of tensors is not.
+            guard model.config == nil else { throw error }
+            family = nil
+        }
         let family = self.family
         entries = model.tensors.enumerated().map { i, t in
-            ConversionEntry(storedName: t.name, canonicalName: family.canonicalName(t.name), shape: t.info.shape, dtype: t.info.dtype,
+            ConversionEntry(storedName: t.name, canonicalName: family.map { $0.canonicalName(t.name) } ?? t.name, shape: t.info.shape, dtype: t.info.dtype,
                             isFloatingPoint: t.info.dtype.isFloatingPoint, byteCount: t.info.byteCount, index: i)
         }
     }
@@ -105,7 +113,7 @@ public final class GGUFConversionSource: ConversionSource {
     }
 
     public var path: String { source.origin }
-    public var family: any ModelFamily { source.family }
+    public var family: (any ModelFamily)? { source.family }
     public var configJSON: JSONValue? { source.configJSON }
     public var files: [String] { [source.file.path] }
     public var fileBytes: Int { source.file.file.count }

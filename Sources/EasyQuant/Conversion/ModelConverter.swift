@@ -41,19 +41,20 @@ public enum TensorAction: Equatable, Sendable {
 /// Decides, per tensor, whether it is quantized, kept or dropped.
 public struct TensorSelection: Sendable {
     public var keepPatterns: [String]
-    public var family: any ModelFamily
-    public init(keepPatterns: [String], family: any ModelFamily) { self.keepPatterns = keepPatterns; self.family = family }
+    /// The family that names the tensors; nil for a bare file of tensors (every matrix [out, in]).
+    public var family: (any ModelFamily)?
+    public init(keepPatterns: [String], family: (any ModelFamily)?) { self.keepPatterns = keepPatterns; self.family = family }
 
     /// Every 2-D weight is quantized (embeddings included) along the family's output axis;
     /// 1-D tensors (biases, norms), empty tensors and `--keep` matches stay in float;
     /// tensors the family does not count as weights (GPT-2's attention mask buffers) are
     /// dropped. `name` may be a file name or a canonical one.
     public func action(for name: String, shape: [Int]) -> TensorAction {
-        guard let canonical = family.canonicalName(name) else { return .drop("buffer, not a weight") }
+        guard let canonical = family.map({ $0.canonicalName(name) }) ?? name else { return .drop("buffer, not a weight") }
         if let p = keepPatterns.first(where: { Self.matches(name, canonical: canonical, pattern: $0) }) { return .keep("--keep \(p)") }
         guard shape.count == 2 else { return .keep(shape.count < 2 ? "\(shape.count)-D tensor" : "\(shape.count)-D tensor (only matrices are quantized)") }
         guard shape[0] > 0, shape[1] > 0 else { return .keep("empty tensor") }
-        return .quantize(axis: family.outputAxis(of: canonical))
+        return .quantize(axis: family?.outputAxis(of: canonical) ?? 0)
     }
 
     /// A pattern with `*`, `?` or `[` is a glob over the whole name (as the file spells it,
@@ -185,7 +186,7 @@ public struct ModelConverter {
         }
 
         var metadata: [(String, JSONValue)] = []
-        var model: [(String, JSONValue)] = [("architecture", .string(source.family.name))]
+        var model: [(String, JSONValue)] = [("architecture", .string(source.family?.name ?? "unknown"))]
         if let config = source.configJSON { model.append(("config", config)) }
         metadata.append(("model", .makeObject(model)))
         let tokenizerFiles = options.embedTokenizer ? try source.tokenizerFiles() : []

@@ -103,7 +103,7 @@ public struct LayerwiseDistillation {
         /// Quantizing a weight matrix of these with `AbsMax(bits:)` and
         /// `quantizer.layout(inputs:outputs:)` gives exactly the Ŵ the training ended with.
         public func values(of name: String) -> [Float]? {
-            let parts = name.split(separator: ".", maxSplits: 2)
+            let parts = (GPT2Family().canonicalName(name) ?? name).split(separator: ".", maxSplits: 2)
             guard parts.count == 3, parts[0] == "h", let layer = Int(parts[1]), blocks.indices.contains(layer),
                   let tensor = BlockTensor.allCases.first(where: { $0.name == parts[2] }) else { return nil }
             return blocks[layer][tensor]

@@ -313,5 +313,3 @@ public final class BPETokenizer: Sendable {
     }
 }
 
-/// The name the rest of the package still uses for `BPETokenizer`.
-public typealias GPT2Tokenizer = BPETokenizer

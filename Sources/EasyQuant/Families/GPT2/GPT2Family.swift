@@ -105,6 +105,14 @@ public struct GPT2Family: ModelFamily {
         return config
     }
 
+    /// A GPT-2 config from its sizes (MLP 4 × n_embd unless given).
+    public static func config(vocabSize: Int, contextLength: Int, embeddingSize: Int, layerCount: Int, headCount: Int,
+                              normEpsilon: Float = 1e-5, innerSize: Int? = nil) -> ModelConfig {
+        ModelConfig(family: "gpt2", vocabSize: vocabSize, contextLength: contextLength, embeddingSize: embeddingSize,
+                    layerCount: layerCount, headCount: headCount, innerSize: innerSize ?? 4 * embeddingSize,
+                    normEpsilon: normEpsilon, ropeTheta: nil, attentionBias: true)
+    }
+
     /// What the tensor shapes say: wte [vocab, n_embd], wpe [n_positions, n_embd], h.N.* blocks,
     /// mlp.c_fc [n_embd, n_inner]. The head count cannot be seen in shapes; GPT-2's sizes use
     /// 64-wide heads, so that is assumed when config.json does not say.

@@ -24,8 +24,10 @@ public final class SafetensorsModel: @unchecked Sendable {
     public let tokenizerFiles: [(name: String, path: String)]
     private let index: [String: Int]
 
-    /// Tokenizer file sets, in order of preference.
-    public static let tokenizerFileSets = [["vocab.json", "merges.txt"], ["tokenizer.json"], ["encoder.json", "vocab.bpe"]]
+    /// Tokenizer file sets, in order of preference: `tokenizer.json` describes the
+    /// pre-tokenizer (SmolLM2's digit split, Llama 3's rules), which vocab.json cannot.
+    public static let tokenizerFileSets = [["tokenizer.json", "tokenizer_config.json"], ["tokenizer.json"], ["vocab.json", "merges.txt"],
+                                           ["encoder.json", "vocab.bpe"]]
 
     public init(path: String) throws {
         self.path = path
