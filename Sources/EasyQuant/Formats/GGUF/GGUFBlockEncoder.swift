@@ -65,11 +65,20 @@ enum GGUFBlockEncoder {
     }
 
     /// A 4-bit code from `v` as ggml gets it: truncated toward zero (`(int8_t)v`), at most 15.
-    /// Finite inputs give v in [0, 16.5]; NaN or a negative v (only from a step so small that
-    /// its reciprocal overflowed) become 0 rather than a trap.
+    ///
+    /// Finite steps give v in [0, 16.5]. A step so small (block maximum below ~3.7e-37)
+    /// that its reciprocal overflows makes v infinite or NaN; C's conversion of those is
+    /// undefined, and on x86 (cvttss2si) gives 0, as does numpy: so 0 here, not a trap.
     @inline(__always) static func nibble(_ v: Float) -> UInt8 {
-        guard v >= 0 else { return 0 }
+        guard v.isFinite, v >= 0 else { return 0 }
         return v >= 15 ? 15 : UInt8(v)
+    }
+
+    /// An 8-bit code from a rounded `v`: non-finite values become 0 as in `nibble`; finite
+    /// ones lie within ±127 (and a hair), clamped only to rule out a trap.
+    @inline(__always) static func int8Code(_ v: Float) -> Int8 {
+        guard v.isFinite else { return 0 }
+        return Int8(Swift.min(Swift.max(v, -128), 127))
     }
 
     // MARK: 32-element blocks
@@ -83,10 +92,7 @@ enum GGUFBlockEncoder {
         let id: Float = d != 0 ? 1 / d : 0
         guard storeHalf(d, y, 0) else { return d }
         for j in 0..<32 {
-            // |x · id| <= 127 (and a little) for finite input; the clamp only guards the
-            // reciprocal-overflow case described at `nibble`.
-            let v = (x[j] * id).rounded(.toNearestOrAwayFromZero)
-            let code: Int8 = v.isNaN ? 0 : Int8(Swift.min(Swift.max(v, -128), 127))
+            let code = int8Code((x[j] * id).rounded(.toNearestOrAwayFromZero))
             y.storeBytes(of: UInt8(bitPattern: code), toByteOffset: 2 &+ j, as: UInt8.self)
         }
         return nil
