@@ -78,6 +78,29 @@ final class GGUFWriterFileTests: XCTestCase {
         }
         XCTAssertEqual(routes, ["exact": 11, "requantized": 5, "dequantized": 1, "fromFloats": 35])
     }
+
+    /// Opt-in (`EASYQUANT_GGUF_MODEL=FILE.gguf`, a model llama.cpp's tools quantized; never
+    /// committed): every Q8_0, Q4_0 and Q4_1 matrix goes GGUF → codes → GGUF back to the
+    /// same bytes, or is refused with a typed error (a Q4_1 block with d = 0 and m ≠ 0).
+    func testCodesOfAModelLlamaCppWroteSurviveARoundTrip() throws {
+        guard let path = Self.environment["EASYQUANT_GGUF_MODEL"] else { throw XCTSkip("set EASYQUANT_GGUF_MODEL to a .gguf file") }
+        let f = try GGUFFile(path: path)
+        var identical: [GGMLType: Int] = [:], refused = 0
+        for t in f.tensors where [.Q8_0, .Q4_0, .Q4_1].contains(t.type) && t.shape.count == 2 {
+            let back: QuantizedTensor
+            do {
+                back = try f.quantizedTensor(t)
+            } catch let e as GGUFConversionError {
+                guard case .zeroStepWithMinimum = e.problem else { throw e }
+                refused += 1
+                continue
+            }
+            XCTAssertEqual(try GGUFTensorEncoder.encode(back, name: t.name).bytes, Array(f.bytes(of: t)), t.name)
+            identical[t.type, default: 0] += 1
+        }
+        print("GGUF → codes → GGUF on \(path): identical bytes in \(identical.map { "\($0.value) \($0.key.name)" }.sorted()); refused \(refused)")
+        XCTAssertGreaterThan(identical.values.reduce(0, +), 0)
+    }
 }
 
 /// eqm → GGUF for the tests (the tools will get their own): plans every tensor from the
