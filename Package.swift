@@ -48,28 +48,33 @@ let package = Package(
             // (&+, &*) and unsafe buffers locally, with their bounds checked once at entry.
             swiftSettings: [.unsafeFlags(simdLevelFlags)]
         ),
+        // Option groups and checks the command-line tools share.
+        .target(
+            name: "EasyQuantCLI",
+            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "eqconvert",
-            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "eqinspect",
-            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "eqppl",
-            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Times the tokenizer for scripts/bench-tokenizer.
         .executableTarget(name: "eqbench-tokenizer", dependencies: ["EasyQuant"]),
         .executableTarget(
             name: "eqgen",
-            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "eqbench-gemm", dependencies: ["EasyQuant"]),
         .executableTarget(
             name: "eqtable",
-            dependencies: ["EasyQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The README's "Use it from Swift" program; the tests build and run it.
         .executableTarget(name: "quickstart", dependencies: ["EasyQuant"], path: "Examples/QuickStart"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EasyQuant
+import EasyQuantCLI
 import Foundation
 
 /// eqgen: continue a prompt with GPT-2, from an .eqm, a .safetensors or a model folder.
@@ -15,55 +16,48 @@ struct EQGen: ParsableCommand {
     @Option(help: "The text to continue.")
     var prompt: String
 
-    @Option(help: "Tokens to generate.")
+    @Option(parsing: .unconditional, help: "Tokens to generate.")
     var generate = 50
 
-    @Option(help: "0 for greedy decoding; above 0, sample from softmax(logits / temperature).")
+    @Option(parsing: .unconditional, help: "0 for greedy decoding; above 0, sample from softmax(logits / temperature).")
     var temperature: Float = 0
 
-    @Option(help: "Sample among the K most likely tokens only.")
+    @Option(parsing: .unconditional, help: "Sample among the K most likely tokens only.")
     var topK: Int?
 
-    @Option(help: "Seed for sampling.")
+    @Option(parsing: .unconditional, help: "Seed for sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "f32 or int8 (default: what the file asks for, else f32).")
-    var compute: String?
-
-    @Option(help: "Hold keys and values in the cache at 8, 4 or 2 bits (needs eqconvert --calib).")
-    var kvBits: Int?
-
-    @Option(help: "With --kv-bits: percentage of outliers kept exactly (0, 0.1, 0.5, 1, 2 or 5).")
-    var kvOutliers: Double = 0
-
-    @Option(help: "Threads to use (default: all cores).")
-    var threads = Parallel.defaultThreads
+    @OptionGroup var computing: ComputeOptions
+    @OptionGroup var kv: KVOptions
+    @OptionGroup var threading: ThreadOptions
 
     @Option(help: "Folder with the tokenizer files, instead of the model's own.")
     var tokenizer: String?
 
-    @Flag(help: "Keep going after <|endoftext|>.")
+    @Flag(help: "Keep going after the end-of-text token.")
     var ignoreEndOfText = false
 
     @Flag(help: "Print the result as JSON (no streaming).")
     var json = false
 
     func validate() throws {
-        guard generate >= 1 else { throw ValidationError("--generate must be at least 1") }
-        if let compute, ComputeMode(rawValue: compute) == nil { throw ValidationError("--compute must be f32 or int8") }
-        if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1") }
-        guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
-        if let kvBits, !(2...8).contains(kvBits) { throw ValidationError("--kv-bits must be between 2 and 8") }
+        guard (1...1_000_000).contains(generate) else { throw ValidationError("--generate must be between 1 and 1000000, not \(generate)") }
+        if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, not \(topK)") }
+        guard temperature.isFinite, temperature >= 0 else { throw ValidationError("--temperature must be a number, 0 or more, not \(temperature)") }
+        guard !prompt.isEmpty else { throw ValidationError("--prompt is empty; give the text to continue") }
     }
 
     func run() throws {
-        let loaded = try LoadedModel(path: model, compute: compute.flatMap(ComputeMode.init), tokenizerDirectory: tokenizer)
+        try ToolPaths.checkInput(model, role: "model (.eqm, GGUF, .safetensors or a model folder)", directoryAllowed: true)
+        if let tokenizer { try ToolPaths.checkInput(tokenizer, role: "tokenizer folder", directoryAllowed: true) }
+        let loaded = try LoadedModel(path: model, compute: computing.mode, tokenizerDirectory: tokenizer)
         let (mode, network, tok) = (loaded.mode, loaded.network, loaded.tokenizer)
         let ids = tok.encode(prompt)
         guard !ids.isEmpty else { throw ValidationError("the prompt is empty after tokenization") }
-        let kv = try loaded.kvQuantization(bits: kvBits, outlierPercent: kvOutliers)
-        let generator = TextGenerator(model: network, context: ComputeContext(mode: mode, threads: threads), kvQuantization: kv,
-                                      endOfText: ignoreEndOfText ? nil : tok.endOfTextID)
+        let kvQuantization = try loaded.kvQuantization(bits: kv.kvBits, outlierPercent: kv.kvOutliers)
+        let generator = TextGenerator(model: network, context: ComputeContext(mode: mode, backendName: computing.backend, threads: threading.threads),
+                                      kvQuantization: kvQuantization, endOfText: ignoreEndOfText ? nil : tok.eosID ?? tok.endOfTextID)
         var stream = UTF8Stream()
         if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
         let result = try generator.generate(prompt: ids, maxNewTokens: generate,
@@ -76,7 +70,7 @@ struct EQGen: ParsableCommand {
                 ("model", .string(model)), ("compute", .string(mode.rawValue)),
                 ("prompt", .string(prompt)), ("prompt_tokens", JSONValue(result.promptTokens)),
                 ("generated_ids", JSONValue(result.generated.map(Int.init))), ("text", .string(text)),
-                ("stop", .string(result.stopReason)), ("kv_bits", kvBits.map { JSONValue($0) } ?? .int(32)),
+                ("stop", .string(result.stopReason)), ("kv_bits", kv.kvBits.map { JSONValue($0) } ?? .int(32)),
                 ("kv_bytes_per_token", .double(result.kvBytesPerToken)),
                 ("prompt_seconds", .double(result.promptSeconds)), ("decode_seconds", .double(result.decodeSeconds)),
                 ("tokens_per_second", .double(result.tokensPerSecond)),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EasyQuant
+import EasyQuantCLI
 import Foundation
 
 /// eqinspect: what an .eqm (or GGUF, or safetensors) file holds, what its codes are worth, and what
@@ -38,31 +39,36 @@ struct EQInspect: ParsableCommand {
     @Option(help: ArgumentHelp("For a smoothquant file: draw the per-channel activation maxima before and after smoothing (of --layer) as an SVG figure.", valueName: "out.svg"))
     var plotSmoothing: String?
 
-    @Option(help: "The block whose smoothing --plot-smoothing draws.")
+    @Option(parsing: .unconditional, help: "The block whose smoothing --plot-smoothing draws.")
     var layer = 0
 
-    @Option(help: "Bins of the text histograms.")
+    @Option(parsing: .unconditional, help: "Bins of the text histograms.")
     var bins = 32
 
-    @Option(help: "Bins of the plotted histograms.")
+    @Option(parsing: .unconditional, help: "Bins of the plotted histograms.")
     var plotBins = 120
 
-    @Option(help: "Threads to use, one tensor each (default: the number of cores).")
-    var threads = Parallel.defaultThreads
+    @OptionGroup var threading: ThreadOptions
 
     @Flag(help: "Print everything as one JSON document.")
     var json = false
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard layer >= 0 else { throw ValidationError("--layer must be 0 or more, not \(layer)") }
         guard (1...10_000).contains(bins) else { throw ValidationError("--bins must be between 1 and 10000") }
         guard (1...10_000).contains(plotBins) else { throw ValidationError("--plot-bins must be between 1 and 10000") }
     }
 
     func run() throws {
-        if let plot { try ToolPaths.refuseSameFile(input: file, output: plot) }
+        try ToolPaths.checkInput(file, role: "model file (.eqm, GGUF, .safetensors) or model folder", directoryAllowed: true)
+        var inputs = ToolPaths.modelFiles(file)
+        if let compare {
+            try ToolPaths.checkInput(compare, role: "original model (.safetensors or model folder)", directoryAllowed: true)
+            inputs += ToolPaths.modelFiles(compare)
+        }
+        for output in [plot, plotSmoothing].compactMap({ $0 }) { try ToolPaths.refuseOverwriting(output, inputs: inputs) }
+        if let plot, plot == plotSmoothing { throw ValidationError("--plot and --plot-smoothing name the same file \(plot)") }
         if let plotSmoothing {
-            try ToolPaths.refuseSameFile(input: file, output: plotSmoothing)
             let figure = try SmoothingFigure(file: EQMFile(path: file), layer: layer)
             try writeAtomically(Array(figure.render().utf8), to: plotSmoothing)
         }
@@ -71,7 +77,7 @@ struct EQInspect: ParsableCommand {
         let textHistograms = plot == nil || stats ? tensors : []
         let options = InspectionOptions(statistics: stats, original: compare, histogramTensors: textHistograms,
                                         plotPath: plot, plotTensors: tensors, histogramBins: bins, plotBins: plotBins,
-                                        threads: threads)
+                                        threads: threading.threads)
         let report = try ModelInspector(options: options).inspect(path: file)
         print(json ? report.json.prettyPrinted() : report.text(), terminator: json ? "\n" : "")
     }

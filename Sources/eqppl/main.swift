@@ -1,5 +1,6 @@
 import ArgumentParser
 import EasyQuant
+import EasyQuantCLI
 import Foundation
 
 /// eqppl: the perplexity of a text under a GPT-2 model, run straight from its file.
@@ -20,32 +21,14 @@ struct EQPPL: ParsableCommand {
     @Argument(help: "A UTF-8 text file.")
     var text: String
 
-    @Option(help: "Window length in tokens (default: the model's n_positions).")
-    var ctx: Int?
+    @OptionGroup var windows: WindowOptions
+    @OptionGroup var computing: ComputeOptions
+    @OptionGroup var threading: ThreadOptions
 
-    @Option(help: "Tokens the window advances by (default: --ctx, non-overlapping windows).")
-    var stride: Int?
-
-    @Option(help: "Evaluate only the first N tokens of the text.")
-    var maxTokens: Int?
-
-    @Option(help: "f32 (weights dequantized inside the products) or int8 (activations quantized per token). Default: what the file asks for, else f32.")
-    var compute: String?
-
-    @Option(help: "Matrix backend: \(MatrixBackends.names.joined(separator: ", ")).")
-    var backend = MatrixBackends.names[0]
-
-    @Option(help: "Threads to use (default: all cores).")
-    var threads = Parallel.defaultThreads
-
-    @Option(help: "Folder with vocab.json + merges.txt (or tokenizer.json) to use instead of the model's own tokenizer.")
+    @Option(help: "Folder with tokenizer.json (or vocab.json + merges.txt) to use instead of the model's own tokenizer.")
     var tokenizer: String?
 
-    @Option(help: "Quantize attention keys and values as a cache would hold them, to 8, 4 or 2 bits (needs key ranges recorded by eqconvert --calib).")
-    var kvBits: Int?
-
-    @Option(help: "With --kv-bits: keep this percentage of outlier values exactly (dense-and-sparse): 0, 0.1, 0.5, 1, 2 or 5.")
-    var kvOutliers: Double = 0
+    @OptionGroup var kv: KVOptions
 
     @Option(help: "A reference model (the f32 original, any format): score the same windows with both and report KL divergence, top-1 agreement and logit RMS against it.")
     var reference: String?
@@ -59,40 +42,41 @@ struct EQPPL: ParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
-    func validate() throws {
-        if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
-        if let stride, stride < 1 { throw ValidationError("--stride must be at least 1") }
-        if let maxTokens, maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
-        if let compute, ComputeMode(rawValue: compute) == nil { throw ValidationError("--compute must be f32 or int8") }
-        guard MatrixBackends.named(backend) != nil else {
-            throw ValidationError("--backend must be one of \(MatrixBackends.names.joined(separator: ", "))")
-        }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        if let kvBits, ![2, 3, 4, 5, 6, 7, 8].contains(kvBits) { throw ValidationError("--kv-bits must be between 2 and 8") }
-    }
+    var threads: Int { threading.threads }
 
     func run() throws {
-        let loaded = try LoadedModel(path: model, compute: compute.flatMap(ComputeMode.init), tokenizerDirectory: tokenizer)
+        try ToolPaths.checkInput(model, role: "model (.eqm, GGUF, .safetensors or a model folder)", directoryAllowed: true)
+        try ToolPaths.checkInput(text, role: "UTF-8 text")
+        var inputs = ToolPaths.modelFiles(model) + [text]
+        if let reference {
+            try ToolPaths.checkInput(reference, role: "reference model", directoryAllowed: true)
+            inputs += ToolPaths.modelFiles(reference)
+        }
+        if let tokenizer {
+            try ToolPaths.checkInput(tokenizer, role: "tokenizer folder", directoryAllowed: true)
+            inputs += ToolPaths.modelFiles(tokenizer)
+        }
+        if let dumpLogits { try ToolPaths.refuseOverwriting(dumpLogits, inputs: inputs) }
+
+        let loaded = try LoadedModel(path: model, compute: computing.mode, tokenizerDirectory: tokenizer)
         let (source, mode, network, tok) = (loaded.source, loaded.mode, loaded.network, loaded.tokenizer)
         if let eqm = source as? EQMWeightSource, let calibrated = eqm.file.quantizationInfo?["calibration"]?["sha256"]?.stringValue,
            calibrated == (try? SHA256Hasher.hex(ofFile: text)) {
             FileHandle.standardError.write("warning: \(text) is the text this model was calibrated on (same sha256); its perplexity here flatters the quantized model. Evaluate on a different text.\n".data(using: .utf8)!)
         }
-        var ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tok, threads: threads)
-        let textTokens = ids.count
-        if let maxTokens, ids.count > maxTokens { ids.removeSubrange(maxTokens...) }
+        let settings = try windows.protocolSettings(for: network.config, model: model)
+        // With --max-tokens, tokenizing stops once enough tokens exist: a huge text costs
+        // only what is evaluated.
+        let ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tok, maxTokens: windows.maxTokens, threads: threads)
+        let textTokens: Int? = windows.maxTokens.map { ids.count < $0 ? ids.count : nil } ?? ids.count
         guard ids.count >= 2 else { throw EvaluationSetup.Failure.textTooShort(path: text, tokens: ids.count) }
-        if let bad = ids.first(where: { Int($0) >= network.config.vocabSize }) {
-            throw ModelError.unsupported(origin: model, reason: "the tokenizer produced id \(bad) but the model has only \(network.config.vocabSize) tokens; use the tokenizer that belongs to this model (--tokenizer DIR)")
-        }
+        try network.checkTokens(ids, source: tokenizer ?? model)
 
-        let window = min(ctx ?? network.config.contextLength, network.config.contextLength)
-        let settings = PerplexityProtocol(contextLength: window, stride: stride)
-        var context = ComputeContext(mode: mode, backendName: backend, threads: threads)
+        var context = ComputeContext(mode: mode, backendName: computing.backend, threads: threads)
         let timing = profile ? ForwardProfile() : nil
         context.profile = timing
-        context.kvQuantization = try loaded.kvQuantization(bits: kvBits, outlierPercent: kvOutliers)
-        context.kvTally = kvBits.map { _ in KVQuantization.Tally() }
+        context.kvQuantization = try loaded.kvQuantization(bits: kv.kvBits, outlierPercent: kv.kvOutliers)
+        context.kvTally = kv.kvBits.map { _ in KVQuantization.Tally() }
         let e = network.config.kvSize, layers = network.config.layerCount
         let kvBytes: Double
         if let reference {
@@ -111,6 +95,10 @@ struct EQPPL: ParsableCommand {
         let result = try evaluator.evaluate(ids) { bar.update($0, of: $1) }
         bar.finish()
         if let dumpError { throw dumpError }
+        // A perplexity that is not a number is a failure, not a result.
+        guard result.perplexity.isFinite else {
+            throw ModelError.unsupported(origin: model, reason: "the perplexity came out as \(result.perplexity) (the model's outputs are not finite numbers); the weights are damaged")
+        }
         kvBytes = Double(layers) * (context.kvQuantization?.bytesPerTokenPerLayer(width: e, tally: context.kvTally) ?? Double(2 * e * 4))
         try dump?.commit()
 
@@ -120,9 +108,9 @@ struct EQPPL: ParsableCommand {
             ("model", .string(model)), ("method", .string(source.methodDescription)),
             ("compute", .string(mode.rawValue)), ("backend", .string(context.backend.name)),
             ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
-            ("text_tokens", JSONValue(textTokens)), ("evaluated_tokens", JSONValue(ids.count)),
+            ("text_tokens", textTokens.map { JSONValue($0) } ?? .null), ("evaluated_tokens", JSONValue(ids.count)),
             ("scored_tokens", JSONValue(result.scoredTokens)), ("windows", JSONValue(result.windows)),
-            ("kv_bits", kvBits.map { JSONValue($0) } ?? .int(32)), ("kv_outliers_percent", .double(kvBits == nil ? 0 : kvOutliers)),
+            ("kv_bits", kv.kvBits.map { JSONValue($0) } ?? .int(32)), ("kv_outliers_percent", .double(kv.kvBits == nil ? 0 : kv.kvOutliers)),
             ("kv_bytes_per_token", .double(kvBytes)),
             ("nll_total", .double(result.totalNLL)), ("nll_mean", .double(result.meanNLL)),
             ("ppl", .double(result.perplexity)),
@@ -140,9 +128,9 @@ struct EQPPL: ParsableCommand {
             ("method", source.methodDescription),
             ("compute", "\(mode.rawValue) (\(context.backend.name), \(threads) threads)"),
             ("ctx / stride", "\(settings.contextLength) / \(settings.stride)"),
-            ("text tokens", "\(textTokens)" + (ids.count < textTokens ? " (first \(ids.count) evaluated)" : "")),
+            ("text tokens", textTokens.map { "\($0)" } ?? "first \(ids.count) evaluated (--max-tokens; the rest was not read)"),
             ("scored tokens", "\(result.scoredTokens) in \(result.windows) windows"),
-            ("KV cache", (kvBits.map { "\($0)-bit" + (kvOutliers > 0 ? " + \(Format.fixed(kvOutliers, 1))% outliers" : "") } ?? "f32")
+            ("KV cache", (kv.kvBits.map { "\($0)-bit" + (kv.kvOutliers > 0 ? " + \(Format.fixed(kv.kvOutliers, 1))% outliers" : "") } ?? "f32")
                 + ", " + Format.fixed(kvBytes / 1024, 1) + " KiB per token"),
             ("NLL", Format.fixed(result.meanNLL, 4) + " nats/token (total " + Format.fixed(result.totalNLL, 1) + ")"),
             ("perplexity", Format.fixed(result.perplexity, 4)),
@@ -161,7 +149,7 @@ struct EQPPL: ParsableCommand {
 extension EQPPL {
     /// `--reference`: both models on the same windows, distributions compared position by position.
     func compare(_ network: any CausalLanguageModel, context: ComputeContext, source: any WeightSource, against referencePath: String,
-                 ids: [Int32], settings: PerplexityProtocol, textTokens: Int) throws {
+                 ids: [Int32], settings: PerplexityProtocol, textTokens: Int?) throws {
         let referenceSource = try openWeightSource(path: referencePath)
         let referenceModel = try referenceSource.makeModel()
         var referenceContext = context
@@ -172,12 +160,15 @@ extension EQPPL {
         let bar = ProgressBar(label: "comparing", unit: "tok")
         let r = try comparison.evaluate(ids) { bar.update($0, of: $1) }
         bar.finish()
+        guard r.model.perplexity.isFinite, r.reference.perplexity.isFinite else {
+            throw ModelError.unsupported(origin: model, reason: "the perplexity came out as \(r.model.perplexity) (reference \(r.reference.perplexity)): a model's outputs are not finite numbers; the weights are damaged")
+        }
         let change = 100 * (r.model.perplexity / r.reference.perplexity - 1)
         if json {
             print(JSONValue.makeObject([
                 ("model", .string(model)), ("reference", .string(referencePath)), ("method", .string(source.methodDescription)),
                 ("compute", .string(context.mode.rawValue)), ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
-                ("text_tokens", JSONValue(textTokens)), ("scored_tokens", JSONValue(r.model.scoredTokens)),
+                ("text_tokens", textTokens.map { JSONValue($0) } ?? .null), ("scored_tokens", JSONValue(r.model.scoredTokens)),
                 ("ppl", .double(r.model.perplexity)), ("reference_ppl", .double(r.reference.perplexity)),
                 ("ppl_change_percent", .double(change)),
                 ("kl_mean", .double(r.meanKL)), ("kl_p99", .double(r.p99KL)), ("kl_max", .double(r.maxKL)),

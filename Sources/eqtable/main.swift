@@ -1,5 +1,6 @@
 import ArgumentParser
 import EasyQuant
+import EasyQuantCLI
 import Foundation
 
 /// eqtable: every method on one model and one text, in one table.
@@ -16,35 +17,17 @@ struct EQTable: ParsableCommand {
     @Argument(help: "A UTF-8 text file to score.")
     var text: String
 
-    @Option(help: "Calibration text (a different text from the one scored), for smoothquant, zeroquant + LKD and the KV cache rows.")
-    var calib: String?
+    @OptionGroup var calibration: CalibrationArguments
 
     @Option(help: "Rows to run: \(ComparisonStudy.allCases.map(\.rawValue).joined(separator: ", ")).")
     var study = "methods"
 
-    @Option(help: "Score only the first N tokens of the text.")
-    var maxTokens: Int?
+    @OptionGroup var windows: WindowOptions
 
-    @Option(help: "Window length (default: the model's n_positions).")
-    var ctx: Int?
-
-    @Option(help: "Window stride (default: --ctx).")
-    var stride: Int?
-
-    @Option(help: "Calibration windows.")
-    var calibSamples = 32
-
-    @Option(help: "Tokens per calibration window (default: 512 or the model's context).")
-    var calibLen: Int?
-
-    @Option(help: "Distillation steps per block for the zeroquant + LKD rows.")
+    @Option(parsing: .unconditional, help: "Distillation steps per block for the zeroquant + LKD rows.")
     var lkdSteps = 100
 
-    @Option(help: "Seed for calibration windows and distillation batches.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Threads to use (default: all cores).")
-    var threads = Parallel.defaultThreads
+    @OptionGroup var threading: ThreadOptions
 
     @Option(help: "Also write each row's .eqm into this folder.")
     var keepFiles: String?
@@ -60,35 +43,46 @@ struct EQTable: ParsableCommand {
 
     func validate() throws {
         guard ComparisonStudy(rawValue: study) != nil else {
-            throw ValidationError("--study must be one of \(ComparisonStudy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("--study must be one of \(ComparisonStudy.allCases.map(\.rawValue).joined(separator: ", ")), not \(study)")
         }
-        if let maxTokens, maxTokens < 2 { throw ValidationError("--max-tokens must be at least 2") }
-        guard threads >= 1, lkdSteps >= 0, calibSamples >= 1 else { throw ValidationError("--threads, --calib-samples must be positive, --lkd-steps not negative") }
+        guard lkdSteps >= 0 else { throw ValidationError("--lkd-steps must be 0 or more, not \(lkdSteps)") }
     }
 
     func run() throws {
+        try ToolPaths.checkInput(model, role: "f32 model (.safetensors, GGUF or a model folder)", directoryAllowed: true)
+        try ToolPaths.checkInput(text, role: "UTF-8 text")
+        var inputs = ToolPaths.modelFiles(model) + [text]
+        if let calib = calibration.calib {
+            try ToolPaths.checkInput(calib, role: "calibration text")
+            inputs.append(calib)
+        }
+        if let svg { try ToolPaths.refuseOverwriting(svg, inputs: inputs) }
+        if let keepFiles { try ToolPaths.checkInput(keepFiles, role: "folder for the rows' .eqm files", directoryAllowed: true) }
+        let threads = threading.threads
         let source = try openConversionSource(path: model)
         let weights = try source.weightSource()
         let config = try weights.modelConfig()
+        try calibration.check(against: config, model: model)
+        let settings = try windows.protocolSettings(for: config, model: model)
         let tokenizer = try EvaluationSetup.tokenizer(for: weights, override: nil)
-        var ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tokenizer, threads: threads)
-        let textTokens = ids.count
-        if let maxTokens, ids.count > maxTokens { ids.removeSubrange(maxTokens...) }
-        let window = min(ctx ?? config.contextLength, config.contextLength)
-        let settings = PerplexityProtocol(contextLength: window, stride: stride)
-        let calibration = calib.map { CalibrationOptions(file: $0, samples: calibSamples, length: calibLen, seed: seed) }
-        let comparison = MethodComparison(source: source, tokens: ids, settings: settings, calibration: calibration,
+        let ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tokenizer, maxTokens: windows.maxTokens, threads: threads)
+        guard ids.count >= 2 else { throw EvaluationSetup.Failure.textTooShort(path: text, tokens: ids.count) }
+        let textTokens: Int? = windows.maxTokens.map { ids.count < $0 ? ids.count : nil } ?? ids.count
+        let calibration = self.calibration.options(defaultSamples: 32)
+        var comparison = MethodComparison(source: source, tokens: ids, settings: settings, calibration: calibration,
                                           threads: threads, keepFilesIn: keepFiles, lkdSteps: lkdSteps)
+        comparison.protectedInputs = inputs
         let rows = ComparisonStudy(rawValue: study)!.rows(lkdSteps: lkdSteps)
         let interactive = isatty(STDERR_FILENO) != 0
         let results = try comparison.run(rows) { i, label in
             if interactive { FileHandle.standardError.write("[\(i + 1)/\(rows.count)] \(label)\n".data(using: .utf8)!) }
         }
-        let title = "\((model as NSString).lastPathComponent) on \((text as NSString).lastPathComponent): \(ids.count) of \(textTokens) tokens, ctx \(settings.contextLength), stride \(settings.stride)"
+        let counted = textTokens.map { "\(ids.count) of \($0) tokens" } ?? "the first \(ids.count) tokens"
+        let title = "\((model as NSString).lastPathComponent) on \((text as NSString).lastPathComponent): \(counted), ctx \(settings.contextLength), stride \(settings.stride)"
         if let svg { try writeAtomically(Array(MethodComparison.chart(results, title: title).utf8), to: svg) }
         if json {
             print(JSONValue.makeObject([
-                ("model", .string(model)), ("text", .string(text)), ("text_tokens", JSONValue(textTokens)),
+                ("model", .string(model)), ("text", .string(text)), ("text_tokens", textTokens.map { JSONValue($0) } ?? .null),
                 ("evaluated_tokens", JSONValue(ids.count)), ("ctx", JSONValue(settings.contextLength)), ("stride", JSONValue(settings.stride)),
                 ("study", .string(study)), ("calibration", calibration.map { .string($0.file) } ?? .null),
                 ("rows", .array(results.map(\.json))),

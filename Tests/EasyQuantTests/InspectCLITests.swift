@@ -123,7 +123,7 @@ final class InspectCLITests: XCTestCase {
         try Data(bytes).write(to: URL(fileURLWithPath: badHeader))
 
         for (path, mustMention) in [(flipped, "h.0.mlp.c_fc.weight"), (truncated, "truncated"), (garbage, "not an .eqm file"),
-                                    (badHeader, "header is not valid JSON"), (dir + "/missing.eqm", "No such file")] {
+                                    (badHeader, "header is not valid JSON"), (dir + "/missing.eqm", "not found")] {
             for args in [[path], [path, "--stats", "--json"], [path, "--compare", folder]] {
                 let r = try CLIFixtures.run("eqinspect", args, in: dir)
                 XCTAssertEqual(r.status, 1, "\(args): exits with an error, not a crash: \(r.stderr)")
@@ -186,7 +186,7 @@ final class InspectCLITests: XCTestCase {
         // Writing over the input is refused, and the input survives.
         let same = try CLIFixtures.run("eqconvert", [input, input], in: dir)
         XCTAssertNotEqual(same.status, 0)
-        XCTAssertTrue(same.stderr.contains("it is the input file"), same.stderr)
+        XCTAssertTrue(same.stderr.contains("is the same file as the input"), same.stderr)
         XCTAssertEqual(try SHA256Hasher.hex(ofFile: input), before)
     }
 
@@ -204,9 +204,11 @@ final class InspectCLITests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).sorted(), listing, "no output and no temporary file")
         XCTAssertEqual(try SHA256Hasher.hex(ofFile: input), before)
 
-        // Keeping the tensor in float gets past it.
+        // Keeping the tensor in float does not let a NaN into the file either.
         let kept = try CLIFixtures.run("eqconvert", [folder, out, "--keep", "h.0.mlp.c_fc.weight"], in: dir)
-        XCTAssertEqual(kept.status, 0, kept.stderr)
+        XCTAssertEqual(kept.status, 1, kept.stderr)
+        XCTAssertTrue(kept.stderr.contains("tensor h.0.mlp.c_fc.weight: element 37 is nan"), kept.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 
     func testBadArgumentsAndMissingInputLeaveNoFile() throws {

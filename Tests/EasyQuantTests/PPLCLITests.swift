@@ -18,7 +18,8 @@ final class PPLCLITests: XCTestCase {
             let r = try CLIFixtures.run("eqppl", [model, Self.text, "--max-tokens", "1000", "--stride", "128", "--json"], in: dir)
             XCTAssertEqual(r.status, 0, r.stderr)
             let j = try JSONValue.parse(r.stdout)
-            XCTAssertEqual(j["text_tokens"]?.intValue, 505395)
+            // --max-tokens stops tokenizing early, so the text's length is not known.
+            XCTAssertEqual(j["text_tokens"], .null)
             XCTAssertEqual(j["evaluated_tokens"]?.intValue, 1000)
             XCTAssertEqual(j["scored_tokens"]?.intValue, 999, "with overlap every token but the first is scored")
             XCTAssertEqual(j["ctx"]?.intValue, 256)

@@ -57,6 +57,16 @@ public struct TensorSelection: Sendable {
         return .quantize(axis: family?.outputAxis(of: canonical) ?? 0)
     }
 
+    /// Refuses a group larger than the inputs of the matrix it cuts (`axis` is the output
+    /// channel axis): such a "group" would silently be the whole row.
+    public static func checkGroup(_ granularity: Granularity, shape: [Int], axis: Int, name: String) throws {
+        guard case .group(let n) = granularity, shape.count == 2 else { return }
+        let inputs = shape[axis == 0 ? 1 : 0]
+        guard n <= inputs else {
+            throw QuantizationError.groupTooLarge(tensor: name, group: n, inputs: inputs)
+        }
+    }
+
     /// A pattern with `*`, `?` or `[` is a glob over the whole name (as the file spells it,
     /// or canonical); a plain pattern matches any name that contains it.
     public static func matches(_ name: String, canonical: String, pattern: String) -> Bool {
@@ -239,12 +249,17 @@ public struct ModelConverter {
         return try withFloats(of: entry, in: source, preparation: preparation) { values in
             switch action {
             case .quantize(let axis):
+                try TensorSelection.checkGroup(granularity, shape: entry.shape, axis: axis, name: name)
                 let layout = BlockLayout(shape: entry.shape, axis: axis, granularity: granularity)
                 // The largest tensors (GPT-2's token embedding comes last in file order) are
                 // split over all threads, so no thread idles while one finishes them.
                 let q = try method.quantize(values, layout: layout, name: name, threads: values.count >= 1 << 22 ? threads : 1)
                 return try PendingTensor(name: name, quantized: q, sourceDType: entry.dtype, level: level)
             case .keep:
+                // Weights kept in float must be numbers too (reserved `eqm.` tensors included).
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw QuantizationError.nonFinite(tensor: name, index: bad, value: values[bad])
+                }
                 return try PendingTensor(name: name, floats: Array(values), shape: entry.shape, sourceDType: entry.dtype, level: level)
             case .drop:
                 preconditionFailure("dropped tensors are not encoded")

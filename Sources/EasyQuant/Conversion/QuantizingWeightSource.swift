@@ -53,6 +53,7 @@ public final class QuantizingWeightSource: WeightSource, @unchecked Sendable {
     public func quantized(_ name: String) throws -> QuantizedTensor? {
         guard !name.hasPrefix(ExtraTensor.prefix), let shape = shapes[name],
               case .quantize(let axis) = selection.action(for: name, shape: shape) else { return nil }
+        try TensorSelection.checkGroup(granularity, shape: shape, axis: axis, name: name)
         let values = try prepared(name)
         let layout = BlockLayout(shape: shape, axis: axis, granularity: granularity)
         return try values.withUnsafeBufferPointer { try method.quantize($0, layout: layout, name: name, threads: Parallel.defaultThreads) }

@@ -13,8 +13,9 @@ public struct ExportReport: Sendable {
 
 /// Writes the dequantized model of an `.eqm` file as safetensors (F32, F16 or BF16), so any
 /// safetensors tool can load it. Tensors are decoded in parallel and written in file order.
-/// When `output` is an existing folder, the model goes to `model.safetensors` inside it
-/// together with the embedded `config.json` and tokenizer files: a Hugging Face model folder.
+/// When `output` is a folder (an existing empty one, or a path ending in "/"), the model goes to
+/// `model.safetensors` inside it together with the embedded `config.json` and tokenizer files:
+/// a Hugging Face model folder, written under a temporary name and renamed when complete.
 public struct SafetensorsExporter {
     public var dtype: DType
     public var threads: Int
@@ -26,9 +27,9 @@ public struct SafetensorsExporter {
 
     public func export(_ eqm: EQMFile, to output: String, progress: ((Int, Int) -> Void)? = nil) throws -> ExportReport {
         let start = Date()
-        var isDir: ObjCBool = false
-        let intoFolder = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
-        let weightsPath = intoFolder ? (output as NSString).appendingPathComponent("model.safetensors") : output
+        // A folder output is written whole under a temporary name and renamed at the end.
+        let folder = ToolPaths.isFolderOutput(output) ? try OutputFolder(path: output) : nil
+        let weightsPath = folder?.path(for: "model.safetensors") ?? output
 
         var metadata: [(String, String)] = [("format", "pt"), ("converted_from", (eqm.path as NSString).lastPathComponent)]
         if let method = eqm.quantizationInfo?["method"]?.stringValue { metadata.append(("eqm_method", method)) }
@@ -42,7 +43,14 @@ public struct SafetensorsExporter {
         try OrderedPipeline.run(count: records.count, threads: threads, window: threads + 1, produce: { i in
             var values = try eqm.floats(records[i])
             if let name = weights.family.canonicalName(records[i].name), let part = try weights.outliers(name) {
-                values = part.restored(into: values, outputIsRows: weights.family.outputAxis(of: name) == 0)
+                // The outlier part comes from the file: it must fit the matrix it goes back into.
+                let shape = records[i].shape, outputIsRows = weights.family.outputAxis(of: name) == 0
+                guard shape.count == 2 else {
+                    throw ModelError.unsupported(origin: eqm.path, reason: "outlier features belong to \(name), which is not a matrix")
+                }
+                try part.check(inFeatures: outputIsRows ? shape[1] : shape[0], outFeatures: outputIsRows ? shape[0] : shape[1],
+                               origin: eqm.path, name: name)
+                values = part.restored(into: values, outputIsRows: outputIsRows)
             }
             var bytes = [UInt8](repeating: 0, count: values.count * dtype.byteSize)
             values.withUnsafeBufferPointer { src in
@@ -55,20 +63,24 @@ public struct SafetensorsExporter {
         })
         try writer.finish()
 
-        if intoFolder {
+        if let folder {
             if let config = eqm.modelConfig {
-                try writeAtomically(Array(config.prettyPrinted().utf8), to: (output as NSString).appendingPathComponent("config.json"))
+                try writeAtomically(Array(config.prettyPrinted().utf8), to: folder.path(for: "config.json"))
             }
             for name in eqm.tokenizerFileNames {
-                if let bytes = try eqm.tokenizerFile(name) {
-                    try writeAtomically(bytes, to: (output as NSString).appendingPathComponent(name))
+                // Names come from the file: only plain file names land in the folder.
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                    throw ModelError.unsupported(origin: eqm.path, reason: "embedded tokenizer file name \(JSONValue.string(name).serialized()) is not a plain file name")
                 }
+                if let bytes = try eqm.tokenizerFile(name) { try writeAtomically(bytes, to: folder.path(for: name)) }
             }
         }
-        var report = ExportReport(source: eqm.path, output: weightsPath, dtype: dtype)
+        let outputBytes = (try? FileManager.default.attributesOfItem(atPath: weightsPath)[.size] as? Int) ?? 0
+        try folder?.commit()
+        var report = ExportReport(source: eqm.path, output: folder.map { ($0.finalPath as NSString).appendingPathComponent("model.safetensors") } ?? weightsPath, dtype: dtype)
         report.tensors = records.count
         report.inputBytes = eqm.file.count
-        report.outputBytes = (try? FileManager.default.attributesOfItem(atPath: weightsPath)[.size] as? Int) ?? 0
+        report.outputBytes = outputBytes
         report.seconds = Date().timeIntervalSince(start)
         return report
     }

@@ -35,13 +35,8 @@ public struct RowSpec: Sendable {
     public enum Recipe: Sendable {
         /// The f32 source itself.
         case baseline
-        /// A weight-only method from `QuantizationMethods`.
-        case weights(method: String, bits: Int, granularity: Granularity)
-        /// SmoothQuant at `alpha`; `linearFed` also smooths the sites fed by a linear layer.
-        case smoothQuant(alpha: Float, linearFed: Bool)
-        case llmInt8(threshold: Float)
-        case awq(bits: Int, granularity: Granularity)
-        case zeroQuant(bits: Int, granularity: Granularity, lkdSteps: Int, weightOnly: Bool)
+        /// A method of `QuantizationRecipes` with its settings.
+        case method(String, MethodSettings)
         /// The f32 weights with the KV cache quantized.
         case kvCache(bits: Int, outliers: Double)
     }
@@ -54,11 +49,19 @@ public struct RowSpec: Sendable {
         self.label = label; self.recipe = recipe; self.compute = compute
     }
 
+    /// A row of method `name` with settings changed by `configure`.
+    public static func method(_ label: String, _ name: String, compute: ComputeMode? = nil,
+                              _ configure: (inout MethodSettings) -> Void = { _ in }) -> RowSpec {
+        var settings = MethodSettings()
+        configure(&settings)
+        return RowSpec(label, .method(name, settings), compute: compute)
+    }
+
     public var needsCalibration: Bool {
         switch recipe {
-        case .smoothQuant, .kvCache, .llmInt8, .awq: return true
-        case .zeroQuant(_, _, let steps, _): return steps > 0
-        default: return false
+        case .baseline: return false
+        case .kvCache: return true
+        case let .method(name, settings): return (try? QuantizationRecipes.named(name).needsCalibration(settings)) ?? false
         }
     }
 }
@@ -75,39 +78,43 @@ public enum ComparisonStudy: String, CaseIterable, Sendable {
     case kv
 
     public func rows(lkdSteps: Int) -> [RowSpec] {
+        func zeroquant(_ bits: Int, lkd: Bool, weightOnly: Bool) -> RowSpec {
+            .method("zeroquant " + (weightOnly ? "W\(bits)" : "W\(bits)A8") + (lkd ? " + LKD" : ", no LKD"), "zeroquant") {
+                $0.bits = bits; $0.lkdSteps = lkd ? lkdSteps : 0; $0.weightOnly = weightOnly
+            }
+        }
         switch self {
         case .methods:
             return [
                 RowSpec("f32 baseline", .baseline),
-                RowSpec("absmax", .weights(method: "absmax", bits: 8, granularity: .channel)),
-                RowSpec("absmax per tensor", .weights(method: "absmax", bits: 8, granularity: .tensor)),
-                RowSpec("zeropoint", .weights(method: "zeropoint", bits: 8, granularity: .channel)),
-                RowSpec("symquant", .weights(method: "symquant", bits: 8, granularity: .channel)),
-                RowSpec("simquant 8-bit", .weights(method: "simquant", bits: 8, granularity: .channel)),
-                RowSpec("simquant 4-bit", .weights(method: "simquant", bits: 4, granularity: .group(128))),
-                RowSpec("absmax W8A8 (int8 compute)", .weights(method: "absmax", bits: 8, granularity: .channel), compute: .int8),
-                RowSpec("smoothquant W8A8", .smoothQuant(alpha: 0.5, linearFed: false)),
-                RowSpec("llmint8 (threshold 6)", .llmInt8(threshold: 6)),
-                RowSpec("llmint8 (threshold 4)", .llmInt8(threshold: 4)),
-                RowSpec("awq 4-bit", .awq(bits: 4, granularity: .group(128))),
-                RowSpec("zeroquant W8A8, no LKD", .zeroQuant(bits: 8, granularity: .group(128), lkdSteps: 0, weightOnly: false)),
-                RowSpec("zeroquant W8A8 + LKD", .zeroQuant(bits: 8, granularity: .group(128), lkdSteps: lkdSteps, weightOnly: false)),
-                RowSpec("zeroquant W4, no LKD", .zeroQuant(bits: 4, granularity: .group(128), lkdSteps: 0, weightOnly: true)),
-                RowSpec("zeroquant W4 + LKD", .zeroQuant(bits: 4, granularity: .group(128), lkdSteps: lkdSteps, weightOnly: true)),
+                .method("absmax", "absmax"),
+                .method("absmax per tensor", "absmax") { $0.granularity = .tensor },
+                .method("zeropoint", "zeropoint"),
+                .method("symquant", "symquant"),
+                .method("simquant 8-bit", "simquant"),
+                .method("simquant 4-bit", "simquant") { $0.bits = 4; $0.granularity = .group(128) },
+                .method("absmax W8A8 (int8 compute)", "absmax", compute: .int8),
+                .method("smoothquant W8A8", "smoothquant"),
+                .method("smoothquant W8A8, linear-fed sites too", "smoothquant") { $0.smoothLinearFed = true },
+                .method("llmint8 (threshold 6)", "llmint8"),
+                .method("llmint8 (threshold 4)", "llmint8") { $0.threshold = 4 },
+                .method("awq 4-bit", "awq"),
+                zeroquant(8, lkd: false, weightOnly: false),
+                zeroquant(8, lkd: true, weightOnly: false),
+                zeroquant(4, lkd: false, weightOnly: true),
+                zeroquant(4, lkd: true, weightOnly: true),
                 RowSpec("KV cache 8-bit", .kvCache(bits: 8, outliers: 0)),
                 RowSpec("KV cache 4-bit", .kvCache(bits: 4, outliers: 0)),
                 RowSpec("KV cache 4-bit + 1% outliers", .kvCache(bits: 4, outliers: 1)),
                 RowSpec("KV cache 2-bit + 1% outliers", .kvCache(bits: 2, outliers: 1)),
             ]
         case .smoothquant:
-            return [RowSpec("f32 baseline", .baseline),
-                    RowSpec("W8A8, no smoothing", .weights(method: "absmax", bits: 8, granularity: .channel), compute: .int8)]
-                + [0.3, 0.5, 0.7, 0.85].map { RowSpec("smoothquant alpha \($0)", .smoothQuant(alpha: Float($0), linearFed: false)) }
-                + [RowSpec("smoothquant alpha 0.5, linear-fed sites too", .smoothQuant(alpha: 0.5, linearFed: true))]
+            return [RowSpec("f32 baseline", .baseline), .method("W8A8, no smoothing", "absmax", compute: .int8)]
+                + [Float(0.3), 0.5, 0.7, 0.85].map { alpha in .method("smoothquant alpha \(alpha)", "smoothquant") { $0.alpha = alpha } }
+                + [.method("smoothquant alpha 0.5, linear-fed sites too", "smoothquant") { $0.smoothLinearFed = true }]
         case .lkd:
             return [RowSpec("f32 baseline", .baseline)] + [8, 4].flatMap { bits in
-                [RowSpec("zeroquant W\(bits), no LKD", .zeroQuant(bits: bits, granularity: .group(128), lkdSteps: 0, weightOnly: true)),
-                 RowSpec("zeroquant W\(bits) + LKD", .zeroQuant(bits: bits, granularity: .group(128), lkdSteps: lkdSteps, weightOnly: true))]
+                [zeroquant(bits, lkd: false, weightOnly: true), zeroquant(bits, lkd: true, weightOnly: true)]
             }
         case .kv:
             return [RowSpec("f32 baseline", .baseline)] + [8, 4, 2].flatMap { bits in
@@ -127,6 +134,8 @@ public struct MethodComparison {
     public var threads: Int
     /// Write each row's .eqm here too.
     public var keepFilesIn: String?
+    /// Files no row's .eqm may replace (the model's, the text, the calibration text).
+    public var protectedInputs: [String] = []
     public var lkdSteps: Int
 
     public init(source: any ConversionSource, tokens: [Int32], settings: PerplexityProtocol, calibration: CalibrationOptions?,
@@ -187,35 +196,22 @@ public struct MethodComparison {
             kv = try run!.keys.quantization(bits: kvBits, outlierPercent: outliers, heads: reference.config.kvHeadCount)
             method = "f32, KV simquant"
             bits = "32 (KV \(kvBits))"
-        default:
+        case let .method(name, settings):
             let start = Date()
-            var options = ConversionOptions(threads: threads)
-            switch spec.recipe {
-            case let .weights(name, b, g):
-                (options.method, options.bits, options.granularity) = (name, b, g)
-            case let .smoothQuant(alpha, linearFed):
-                options = try CalibratedMethods.smoothQuant(run!, alpha: alpha, linearFedSites: linearFed, base: options)
-                conversion += calibrationSeconds
-            case .llmInt8(let threshold):
-                options = try CalibratedMethods.llmInt8(run!, threshold: threshold, base: options)
-                conversion += calibrationSeconds
-            case let .awq(b, g):
-                options = try CalibratedMethods.awq(run!, bits: b, granularity: g, base: options)
-                conversion += calibrationSeconds
-            case let .zeroQuant(b, g, steps, weightOnly):
-                options.bits = b
-                options.granularity = g
-                let lkd = LayerwiseDistillation.Options(bits: b, steps: steps, seed: calibration?.seed ?? 0, threads: threads)
-                options = try CalibratedMethods.zeroQuant(steps > 0 ? run : nil, lkd: lkd, weightOnly: weightOnly, base: options).options
-                if steps > 0 { conversion += calibrationSeconds }
-            default:
-                break
-            }
+            var settings = settings
+            settings.threads = threads
+            settings.seed = calibration?.seed ?? 0
+            let recipe = try QuantizationRecipes.named(name)
+            let uses = recipe.needsCalibration(settings)
+            let options = try recipe.prepare(uses ? run : nil, settings: settings, base: ConversionOptions(threads: threads)).options
+            if uses { conversion += calibrationSeconds }
             let sink = MemorySink()
             let report = try ModelConverter(options: options).convert(source, into: EQMWriter(sink: sink), named: spec.label)
             conversion += Date().timeIntervalSince(start)
             if let dir = keepFilesIn {
-                try writeAtomically(sink.bytes, to: (dir as NSString).appendingPathComponent(Self.fileName(spec.label)))
+                let path = (dir as NSString).appendingPathComponent(Self.fileName(spec.label))
+                try ToolPaths.refuseOverwriting(path, inputs: protectedInputs)
+                try writeAtomically(sink.bytes, to: path)
             }
             let file = try EQMFile(file: MappedFile(bytes: sink.bytes, name: spec.label))
             modelSource = try EQMWeightSource(file: file)

@@ -1,7 +1,7 @@
 /// SmoothQuant's effect on one layer, from what an .eqm stores: the per-input-channel
 /// activation maxima the calibration saw (`eqm.calibration.…act_absmax`) and the same maxima
-/// after smoothing divided them by the scales (`eqm.smoothquant.…scales`), for the inputs of
-/// attn.c_attn and mlp.c_fc. Drawn as one panel per linear layer, channels on the x axis.
+/// after smoothing divided them by the scales (`eqm.smoothquant.…scales`), for every smoothed
+/// input site. Drawn as one panel per site, channels on the x axis.
 public struct SmoothingFigure {
     public struct Panel: Sendable {
         public var title: String
@@ -21,15 +21,21 @@ public struct SmoothingFigure {
         }
     }
 
-    /// Reads layer `layer`'s data from `file`.
+    /// Reads layer `layer`'s data from `file`: one panel per smoothed input site, named
+    /// after the site's first linear layer (GPT-2's attn.c_attn and mlp.c_fc, Llama's
+    /// q_proj and gate_proj, and down_proj when linear-fed sites were smoothed too).
     public init(file: EQMFile, layer: Int) throws {
+        let family = try EQMWeightSource(file: file).family
+        let prefix = family.blockTensorName(layer: layer, "")
         var panels: [Panel] = []
-        for linear in ["attn.c_attn", "mlp.c_fc"] {
-            let maxima = "eqm.calibration.h.\(layer).\(linear).act_absmax", scales = "eqm.smoothquant.h.\(layer).\(linear).scales"
-            guard let m = file.record(maxima), let s = file.record(scales) else { throw Failure.notSmoothed(path: file.path, layer: layer) }
-            let before = try file.floats(m), factors = try file.floats(s)
-            panels.append(Panel(title: "h.\(layer).\(linear) input", before: before, after: zip(before, factors).map { $0 / $1 }))
+        for record in file.tensors where record.name.hasPrefix("eqm.smoothquant." + prefix) && record.name.hasSuffix(".scales") {
+            let linear = String(record.name.dropFirst("eqm.smoothquant.".count).dropLast(".scales".count))
+            guard let m = file.record("eqm.calibration.\(linear).act_absmax") else { throw Failure.notSmoothed(path: file.path, layer: layer) }
+            let before = try file.floats(m), factors = try file.floats(record)
+            guard before.count == factors.count else { throw Failure.notSmoothed(path: file.path, layer: layer) }
+            panels.append(Panel(title: "\(linear) input", before: before, after: zip(before, factors).map { $0 / $1 }))
         }
+        guard !panels.isEmpty else { throw Failure.notSmoothed(path: file.path, layer: layer) }
         let alpha = file.quantizationInfo?["parameters"]?["alpha"]?.doubleValue.map { " (alpha \(Format.fixed($0, 2)))" } ?? ""
         title = "Per-channel activation max |x| before and after smoothing\(alpha)"
         self.panels = panels

@@ -7,13 +7,16 @@ public enum Granularity: Equatable, Sendable, CustomStringConvertible {
     /// One scale per `n` consecutive input elements of one output channel.
     case group(Int)
 
-    /// Parses `tensor`, `channel` or `group:N`.
+    /// The largest group size accepted (far above any matrix row; keeps block arithmetic small).
+    public static let maximumGroupSize = 1 << 24
+
+    /// Parses `tensor`, `channel` or `group:N` (1 ≤ N ≤ `maximumGroupSize`).
     public init?(_ text: String) {
         switch text {
         case "tensor": self = .tensor
         case "channel": self = .channel
         default:
-            guard text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), n > 0 else { return nil }
+            guard text.hasPrefix("group:"), let n = Int(text.dropFirst(6)), (1...Self.maximumGroupSize).contains(n) else { return nil }
             self = .group(n)
         }
     }

@@ -2,11 +2,14 @@
 public enum QuantizationError: Error, CustomStringConvertible, Equatable {
     case nonFinite(tensor: String, index: Int, value: Float)
     case notMatrix(tensor: String, shape: [Int])
+    case groupTooLarge(tensor: String, group: Int, inputs: Int)
 
     public var description: String {
         switch self {
         case let .nonFinite(t, i, v):
-            return "tensor \(t): element \(i) is \(v); NaN and infinite weights cannot be quantized (fix the model, or keep this tensor in float with --keep '\(t)')"
+            return "tensor \(t): element \(i) is \(v); NaN and infinite weights are refused (the model is damaged; fix it where it came from)"
+        case let .groupTooLarge(t, g, n):
+            return "tensor \(t): --granularity group:\(g) is larger than its \(n) inputs; use group:\(n) or smaller (or keep the tensor in float with --keep '\(t)')"
         case let .notMatrix(t, s):
             return "tensor \(t): shape \(s) is not a matrix; only 2-D tensors are quantized (keep it with --keep '\(t)')"
         }

@@ -1,23 +1,11 @@
 import Foundation
 
-/// Checks the tools share.
-public enum ToolPaths {
-    /// Refuses to write over the input: the output is written under a temporary name and
-    /// renamed, which would replace the input if both named the same file.
-    public static func refuseSameFile(input: String, output: String) throws {
-        var a = stat(), b = stat()
-        guard stat(input, &a) == 0, stat(output, &b) == 0 else { return }
-        if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
-            throw FileError.cannotWrite(path: output, reason: "it is the input file; choose another output name (inputs are never modified)")
-        }
-    }
-}
-
 /// Tells file formats apart by their first bytes, not their names.
 public enum EQMSniffer {
     /// Whether the file at `path` starts with the `.eqm` magic.
     public static func isEQM(path: String) -> Bool {
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO with no writer must not wait (regular files ignore the flag).
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var st = stat()

@@ -110,3 +110,51 @@ public final class OutputFile: ByteSink {
         committed = true
     }
 }
+
+/// A folder written under a temporary name beside its destination and renamed into place by
+/// `commit()`; dropped without a commit, it is removed with everything in it. A failed
+/// export therefore leaves no half model behind, and no existing file is ever overwritten:
+/// the destination must not exist or be an empty folder.
+public final class OutputFolder {
+    public let finalPath: String
+    public let temporaryPath: String
+    private var committed = false
+
+    public init(path: String) throws {
+        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        finalPath = trimmed
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: trimmed, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw FileError.cannotWrite(path: trimmed, reason: "it exists and is not a folder") }
+            guard ((try? FileManager.default.contentsOfDirectory(atPath: trimmed)) ?? ["?"]).isEmpty else {
+                throw ToolPaths.Failure.folderNotEmpty(path: trimmed)
+            }
+        }
+        let url = URL(fileURLWithPath: trimmed)
+        let parent = url.deletingLastPathComponent().path
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            throw FileError.cannotWrite(path: trimmed, reason: "folder \(parent) does not exist")
+        }
+        var template = Array((parent + "/." + url.lastPathComponent + ".tmp-XXXXXX").utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw FileError.cannotWrite(path: trimmed, reason: String(cString: strerror(errno)))
+        }
+        temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        chmod(temporaryPath, 0o755)
+    }
+
+    /// Where file `name` of the folder is written until the commit.
+    public func path(for name: String) -> String { (temporaryPath as NSString).appendingPathComponent(name) }
+
+    /// Renames the finished folder onto the destination (replacing it if it is an empty folder).
+    public func commit() throws {
+        guard rename(temporaryPath, finalPath) == 0 else {
+            throw FileError.cannotWrite(path: finalPath, reason: String(cString: strerror(errno)))
+        }
+        committed = true
+    }
+
+    deinit {
+        if !committed { try? FileManager.default.removeItem(atPath: temporaryPath) }
+    }
+}

@@ -197,7 +197,8 @@ public final class GGUFFile: @unchecked Sendable {
     /// Whether the file at `path` starts with the GGUF magic (big-endian files too, so that
     /// the reader refuses them by name).
     public static func isGGUF(path: String) -> Bool {
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO with no writer must not wait (regular files ignore the flag).
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var st = stat()
