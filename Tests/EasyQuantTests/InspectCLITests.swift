@@ -293,7 +293,9 @@ enum CLIFixtures {
     }
 
     /// Runs a built tool with its output captured in files (no pipe can fill up and block).
-    static func run(_ name: String, _ arguments: [String], in dir: String) throws -> Result {
+    /// A tool still running after `timeout` seconds is killed and the test fails: a hang is
+    /// a failure, not a wait.
+    static func run(_ name: String, _ arguments: [String], in dir: String, timeout: Double = 300) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try tool(name))
         p.arguments = arguments
@@ -307,7 +309,10 @@ enum CLIFixtures {
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
         try p.run()
+        let deadline = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: deadline)
         p.waitUntilExit()
+        deadline.cancel()
         try out.close(); try err.close()
         defer { try? FileManager.default.removeItem(atPath: outPath); try? FileManager.default.removeItem(atPath: errPath) }
         XCTAssertEqual(p.terminationReason, .exit, "\(name) \(arguments) was killed by a signal")
