@@ -55,8 +55,17 @@ public final class GGUFWeightSource: WeightSource, @unchecked Sendable {
         return .dense(DenseWeight(rows: shape[0], columns: shape[1], values: try floats(name)))
     }
 
-    /// GGUF files carry their tokenizer in metadata, not as files (see `EvaluationSetup.tokenizer`).
-    public func tokenizerFiles() throws -> [String: [UInt8]] { [:] }
+    /// GGUF files carry their tokenizer in metadata. As a file (for embedding in an `.eqm`),
+    /// it is a GGUF of its own with only the `tokenizer.*` keys (`GGUFVocabulary`).
+    public func tokenizerFiles() throws -> [String: [UInt8]] {
+        let keys = file.metadata.filter { $0.key.hasPrefix("tokenizer.") }
+        guard !keys.isEmpty else { return [:] }
+        let sink = MemorySink()
+        let writer = try GGUFWriter(sink: sink, name: GGUFVocabulary.fileName,
+                                    metadata: [(key: "general.architecture", value: .string(family.name))] + keys, tensors: [])
+        try writer.finish()
+        return [GGUFVocabulary.fileName: sink.bytes]
+    }
 }
 
 extension GGUFLayoutChange {

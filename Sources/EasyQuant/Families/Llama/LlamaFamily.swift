@@ -84,10 +84,14 @@ public struct LlamaFamily: ModelFamily {
         if let act = json["hidden_act"]?.stringValue, act != "silu" {
             throw bad("hidden_act \"\(act)\" is not supported (the Llama family uses silu)")
         }
-        if let scaling = json["rope_scaling"], scaling != .null {
-            let type = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? "?"
-            guard type == "default" else { throw bad("rope_scaling of type \"\(type)\" is not supported") }
+        // transformers 5 writes `rope_parameters` {rope_theta, rope_type}; older files
+        // `rope_theta` and `rope_scaling`.
+        let rope = json["rope_parameters"].flatMap { $0 == .null ? nil : $0 }
+        for scaling in [json["rope_scaling"], rope].compactMap({ $0 }) where scaling != .null {
+            let type = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? "default"
+            guard type == "default" else { throw bad("rope scaling of type \"\(type)\" is not supported") }
         }
+        let theta = rope?["rope_theta"]?.doubleValue ?? json["rope_theta"]?.doubleValue ?? 10_000
         if json["mlp_bias"]?.boolValue == true { throw bad("mlp_bias true is not supported") }
         let hidden = try require("hidden_size"), heads = try require("num_attention_heads")
         if let headDim = try int("head_dim"), heads > 0, headDim != hidden / heads {
@@ -102,7 +106,7 @@ public struct LlamaFamily: ModelFamily {
             family: name, vocabSize: try require("vocab_size"), contextLength: context, embeddingSize: hidden,
             layerCount: try require("num_hidden_layers"), headCount: heads,
             kvHeadCount: try int("num_key_value_heads") ?? heads, innerSize: try require("intermediate_size"),
-            normEpsilon: Float(json["rms_norm_eps"]?.doubleValue ?? 1e-6), ropeTheta: Float(json["rope_theta"]?.doubleValue ?? 10_000),
+            normEpsilon: Float(json["rms_norm_eps"]?.doubleValue ?? 1e-6), ropeTheta: Float(theta),
             attentionBias: bias)
         try config.validate(origin: origin, keys: Self.keys)
         if let embed = shapes["model.embed_tokens.weight"], embed != [config.vocabSize, config.embeddingSize] {
