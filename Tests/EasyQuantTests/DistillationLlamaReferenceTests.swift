@@ -44,12 +44,14 @@ final class DistillationLlamaReferenceTests: XCTestCase {
     /// The loss curves agree step by step, for the Llama model (no biases, 4 query heads
     /// sharing 2 kv heads) and the Qwen2 model (q/k/v biases, 6 query heads sharing 2).
     ///
-    /// Tolerance 1e-5 relative on every step and on the MSE before and after: both sides
+    /// Tolerance 2e-6 relative on every step and on the MSE before and after: both sides
     /// start from the same weights and the same fake-quantized Ŵ (the quantizer is
     /// deterministic float arithmetic, identical in both), so the differences are float
-    /// summation orders (≈1e-7 relative); the curves were seen to agree to a few 1e-7 on
-    /// every step. The bound stays far below the 1-10% step-to-step changes of the curves,
-    /// which a different batch order, quantizer, optimizer or gradient would produce.
+    /// summation orders; every step agreed to < 7e-7 (most to 1-4e-7). Later steps could in
+    /// principle part if a weight sat on a 4-bit rounding boundary on one side only (see
+    /// `DistillationReferenceTests`), which would show here as a failure to investigate. The
+    /// bound is far below the 1-50% step-to-step changes of the curves, which a different
+    /// batch order, quantizer, optimizer or gradient would produce.
     func testLossCurvesMatchPyTorch() throws {
         let (options, models) = try loadReference()
         XCTAssertEqual(models.map(\.name), ["llama", "qwen2"])
@@ -75,10 +77,10 @@ final class DistillationLlamaReferenceTests: XCTestCase {
                 print(String(format: "  MSE before %.7f / %.7f, after %.7f / %.7f", report.mseBefore, expected.mseBefore,
                              report.mseAfter, expected.mseAfter))
                 for (step, (got, want)) in zip(report.losses, expected.losses).enumerated() {
-                    XCTAssertEqual(got, want, accuracy: 1e-5 * want, "\(model.name) block \(report.layer) step \(step + 1)")
+                    XCTAssertEqual(got, want, accuracy: 2e-6 * want, "\(model.name) block \(report.layer) step \(step + 1)")
                 }
-                XCTAssertEqual(report.mseBefore, expected.mseBefore, accuracy: 1e-5 * expected.mseBefore, "\(model.name) block \(report.layer)")
-                XCTAssertEqual(report.mseAfter, expected.mseAfter, accuracy: 1e-5 * expected.mseAfter, "\(model.name) block \(report.layer)")
+                XCTAssertEqual(report.mseBefore, expected.mseBefore, accuracy: 2e-6 * expected.mseBefore, "\(model.name) block \(report.layer)")
+                XCTAssertEqual(report.mseAfter, expected.mseAfter, accuracy: 2e-6 * expected.mseAfter, "\(model.name) block \(report.layer)")
                 XCTAssertLessThan(report.mseAfter, report.mseBefore, "\(model.name) block \(report.layer)")
             }
         }

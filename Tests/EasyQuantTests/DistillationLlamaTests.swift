@@ -174,10 +174,15 @@ final class DistillationLlamaTests: XCTestCase {
 
     /// LKD lowers every block's error at 8 and at 4 bits on a random tiny Llama with
     /// grouped-query heads and biases; the progress reports count every step.
+    ///
+    /// Learning rates as the step must be small next to the quantization error (see
+    /// `LayerwiseDistillation.defaultLearningRate`): on this model 40 steps end at 35-40% of
+    /// the starting MSE at 8 bits with 2e-5 (60% with 5e-5) and at 40-47% at 4 bits with 5e-4
+    /// (64-84% with 3e-3); the bound 0.7 leaves room for summation-order noise only.
     func testDistillationLowersEveryBlocksError() throws {
         let config = RandomLlamaSource.config(embeddingSize: 32, layerCount: 3, heads: 4, kvHeads: 2, innerSize: 64, bias: true)
         let source = RandomLlamaSource(config: config, seed: 21)
-        for (bits, rate) in [(8, 2e-4), (4, 2e-3)] {
+        for (bits, rate) in [(8, 2e-5), (4, 5e-4)] {
             let options = LayerwiseDistillation.Options(bits: bits, groupSize: 16, steps: 40, learningRate: rate, batchSize: 2, seed: 9, threads: 2)
             var seen = 0
             let result = try LayerwiseDistillation(source: source, options: options).run(windows: windows(6, tokens: 15, seed: 1)) { _ in seen += 1 }
@@ -187,7 +192,7 @@ final class DistillationLlamaTests: XCTestCase {
                 print(String(format: "%d-bit block %d: MSE %.4g -> %.4g", bits, r.layer, r.mseBefore, r.mseAfter))
                 XCTAssertEqual(r.losses.count, 40)
                 XCTAssertGreaterThan(r.mseBefore, 0)
-                XCTAssertLessThan(r.mseAfter, 0.8 * r.mseBefore, "\(bits)-bit layer \(r.layer): \(r.mseBefore) → \(r.mseAfter)")
+                XCTAssertLessThan(r.mseAfter, 0.7 * r.mseBefore, "\(bits)-bit layer \(r.layer): \(r.mseBefore) → \(r.mseAfter)")
             }
             let original = try BlockWeights(source: source, layer: 1, config: config)
             XCTAssertNotEqual(result.blocks[1].values, original.values)
@@ -231,10 +236,10 @@ final class DistillationLlamaTests: XCTestCase {
     /// ended with (every matrix of every block, dequantized from the file, equals the fake-
     /// quantized trained weights bit for bit) and the trained float tensors unchanged.
     func testConverterStoresTheTrainedWeights() throws {
-        let folder = TestFiles.fixture("lkd-llama/qwen2")
+        let folder = TestFiles.fixture("tiny-qwen2")
         let source = try openWeightSource(path: folder)
         let options = LayerwiseDistillation.Options(bits: 4, groupSize: 32, steps: 3, learningRate: 1e-3, batchSize: 2, threads: 2)
-        let calibration = (0..<4).map { w in (0..<9).map { Int32((w * 61 + $0 * 29) % 256) } }
+        let calibration: [[Int32]] = (0..<4).map { (w: Int) -> [Int32] in (0..<9).map { (t: Int) -> Int32 in Int32((w * 61 + t * 29) % 256) } }
         let result = try LayerwiseDistillation(source: source, options: options).run(windows: calibration)
 
         var conversion = ConversionOptions(method: AbsMax.name, bits: 4, granularity: .group(32), threads: 2)
