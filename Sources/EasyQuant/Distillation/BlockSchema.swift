@@ -27,7 +27,9 @@ public struct BlockTensor: Hashable, Sendable, CustomStringConvertible {
 /// output axis of each matrix is asked of the family under its canonical name, the very
 /// question the converter asks, so the training quantizes each matrix the way the file will.
 public struct BlockSchema: Sendable, Equatable {
+    /// The family whose block this is (names, output axes, the trainable block).
     public let family: any DistillableFamily
+    /// The block geometry the shapes come from.
     public let config: ModelConfig
     /// The tensors in the order of the flat parameter vector.
     public let tensors: [BlockTensor]

@@ -24,6 +24,7 @@ extension GPT2Family: DistillableFamily {
 /// Weights are Conv1D, stored [in, out], so a layer is a plain row-major product y = x·W + b:
 /// the linear layers as one product over all rows, attention per (window, head) in parallel.
 public struct GPT2TrainableBlock<Scalar: TrainingScalar>: TrainableBlock {
+    /// The parameters the forward pass computes with (Ŵ when training).
     public let weights: BlockWeights<Scalar>
     /// Backends and thread count (Double ignores the backends).
     public let context: ComputeContext
@@ -49,6 +50,7 @@ public struct GPT2TrainableBlock<Scalar: TrainingScalar>: TrainableBlock {
         }
     }
 
+    /// A block computing with `weights`, which must have this family's schema.
     public init(weights: BlockWeights<Scalar>, context: ComputeContext) {
         precondition(weights.schema.family is GPT2Family, "GPT2TrainableBlock needs GPT-2 block weights")
         precondition(weights.config.embeddingSize % weights.config.headCount == 0)

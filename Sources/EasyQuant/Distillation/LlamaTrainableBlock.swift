@@ -33,6 +33,7 @@ extension LlamaFamily: DistillableFamily {
 /// forward pass computes what `LlamaBlock` does. The biases are present only when the
 /// config says so (Qwen2).
 public struct LlamaTrainableBlock<Scalar: TrainingScalar>: TrainableBlock {
+    /// The parameters the forward pass computes with (Ŵ when training).
     public let weights: BlockWeights<Scalar>
     /// Backends and thread count (Double ignores the backends).
     public let context: ComputeContext
@@ -57,6 +58,7 @@ public struct LlamaTrainableBlock<Scalar: TrainingScalar>: TrainableBlock {
         }
     }
 
+    /// A block computing with `weights`, which must have this family's schema.
     public init(weights: BlockWeights<Scalar>, context: ComputeContext) {
         let c = weights.config
         precondition(weights.schema.family is LlamaFamily, "LlamaTrainableBlock needs Llama-family block weights")
