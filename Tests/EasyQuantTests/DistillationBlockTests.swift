@@ -23,12 +23,12 @@ final class DistillationBlockTests: XCTestCase {
         let target = rng.normals(windows * tokens * e, std: 1)
 
         func loss(_ w: BlockWeights<Double>, _ x: [Double]) -> Double {
-            let out = TrainableBlock(weights: w, context: context).forward(x, windows: windows, tokens: tokens).output
-            return TrainableBlock<Double>.meanSquaredError(out, target).loss
+            let out = GPT2TrainableBlock(weights: w, context: context).forward(x, windows: windows, tokens: tokens).output
+            return DistillationLoss.meanSquaredError(out, target).loss
         }
-        let block = TrainableBlock(weights: weights, context: context)
+        let block = GPT2TrainableBlock(weights: weights, context: context)
         let act = block.forward(input, windows: windows, tokens: tokens)
-        let (_, dy) = TrainableBlock<Double>.meanSquaredError(act.output, target)
+        let (_, dy) = DistillationLoss.meanSquaredError(act.output, target)
         let (grads, dx) = block.backward(act, outputGradient: dy)
 
         let h = 1e-5
@@ -41,9 +41,9 @@ final class DistillationBlockTests: XCTestCase {
                 XCTFail("\(what)[\(i)]: analytic \(a), numeric \(n)"); break
             }
         }
-        for t in BlockTensor.allCases {
+        for t in weights.schema.tensors {
             var numeric: [Double] = []
-            for i in weights.range(of: t) {
+            for i in t.range {
                 var plus = weights, minus = weights
                 plus.values[i] += h; minus.values[i] -= h
                 numeric.append((loss(plus, input) - loss(minus, input)) / (2 * h))
@@ -67,16 +67,16 @@ final class DistillationBlockTests: XCTestCase {
         var rng = SeededNormals(seed: 4)
         let xd = rng.normals(windows * tokens * e, std: 1), td = rng.normals(windows * tokens * e, std: 1)
 
-        let bd = TrainableBlock(weights: wd, context: context)
+        let bd = GPT2TrainableBlock(weights: wd, context: context)
         let ad = bd.forward(xd, windows: windows, tokens: tokens)
-        let gd = bd.backward(ad, outputGradient: TrainableBlock<Double>.meanSquaredError(ad.output, td).gradient)
+        let gd = bd.backward(ad, outputGradient: DistillationLoss.meanSquaredError(ad.output, td).gradient)
 
-        let bf = TrainableBlock(weights: wd.converted(to: Float.self), context: context)
+        let bf = GPT2TrainableBlock(weights: wd.converted(to: Float.self), context: context)
         let af = bf.forward(xd.map(Float.init), windows: windows, tokens: tokens)
-        let gf = bf.backward(af, outputGradient: TrainableBlock<Float>.meanSquaredError(af.output, td.map(Float.init)).gradient)
+        let gf = bf.backward(af, outputGradient: DistillationLoss.meanSquaredError(af.output, td.map(Float.init)).gradient)
 
         XCTAssertLessThan(relativeError(af.output.map(Double.init), ad.output), 1e-5)
-        for t in BlockTensor.allCases {
+        for t in wd.schema.tensors {
             let err = relativeError(gf.weights[t].map(Double.init), gd.weights[t])
             XCTAssertLessThan(err, 1e-4, "\(t.name): f32 vs f64 gradient differ by \(err)")
         }
@@ -94,21 +94,23 @@ final class DistillationBlockTests: XCTestCase {
         _ = model.hiddenStates(tokens, context: context, observer: recorder)
         for layer in 0..<2 {
             let weights = try BlockWeights(source: source, layer: layer, config: model.config)
-            let out = TrainableBlock(weights: weights, context: context).forward(recorder.inputs[layer]!, windows: 1, tokens: 20).output
+            let out = GPT2TrainableBlock(weights: weights, context: context).forward(recorder.inputs[layer]!, windows: 1, tokens: 20).output
             XCTAssertLessThan(relativeError(out, recorder.outputs[layer]!), 1e-5, "layer \(layer)")
         }
     }
 
-    func testBlockWeightsLayout() {
+    func testBlockWeightsLayout() throws {
         let config = GPT2Family.config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2, innerSize: 20)
-        var w = BlockWeights<Float>(zerosFor: config)
+        let schema = BlockSchema(family: GPT2Family(), config: config)
+        var w = BlockWeights<Float>(zerosFor: schema)
         // 2·8 + (8·24 + 24) + (8·8 + 8) + 2·8 + (8·20 + 20) + (20·8 + 8)
         XCTAssertEqual(w.values.count, 16 + 216 + 72 + 16 + 180 + 168)
-        XCTAssertEqual(w.range(of: .attentionWeight), 16..<208)
-        w[.feedForwardBias] = (0..<20).map(Float.init)
-        XCTAssertEqual(w.values[w.range(of: .feedForwardBias)].first, 0)
-        XCTAssertEqual(w[.feedForwardBias].last, 19)
-        XCTAssertEqual(BlockTensor.feedForwardProjectionWeight.canonicalName(layer: 3), "h.3.mlp.c_proj.weight")
-        XCTAssertEqual(BlockTensor.allCases.filter(\.isQuantizedMatrix).count, 4)
+        XCTAssertEqual(schema["attn.c_attn.weight"]?.range, 16..<208)
+        let bias = try XCTUnwrap(schema["mlp.c_fc.bias"])
+        w[bias] = (0..<20).map(Float.init)
+        XCTAssertEqual(w.values[bias.range].first, 0)
+        XCTAssertEqual(w["mlp.c_fc.bias"]?.last, 19)
+        XCTAssertEqual(schema.family.blockTensorName(layer: 3, "mlp.c_proj.weight"), "h.3.mlp.c_proj.weight")
+        XCTAssertEqual(schema.quantizedMatrices.count, 4)
     }
 }

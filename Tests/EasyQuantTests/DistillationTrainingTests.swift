@@ -13,11 +13,11 @@ final class DistillationTrainingTests: XCTestCase {
         let weights = DistillationFixtures.randomBlock(config, seed: 5).converted(to: Float.self)
         let quantizer = FakeQuantizer(bits: 4, groupSize: 8)
         let fake = try quantizer.apply(to: weights)
-        for t in BlockTensor.allCases {
+        for t in weights.schema.tensors {
             guard t.isQuantizedMatrix else {
                 XCTAssertEqual(fake[t], weights[t], "\(t.name) must stay float"); continue
             }
-            let rows = t.shape(config)[0], cols = t.shape(config)[1]
+            let rows = t.shape[0], cols = t.shape[1]
             let w = weights[t], got = fake[t]
             var levels = Set<Float>()
             for c in 0..<cols {
@@ -36,13 +36,14 @@ final class DistillationTrainingTests: XCTestCase {
 
     func testGroupSizeIsClampedToTheInputSize() throws {
         let quantizer = FakeQuantizer(bits: 8, groupSize: 128)
-        XCTAssertEqual(quantizer.layout(inputs: 32, outputs: 96).scaleShape, [1, 96])
-        XCTAssertEqual(quantizer.layout(inputs: 512, outputs: 128).scaleShape, [4, 128])
+        XCTAssertEqual(quantizer.layout(shape: [32, 96], outputAxis: 1).scaleShape, [1, 96])
+        XCTAssertEqual(quantizer.layout(shape: [512, 128], outputAxis: 1).scaleShape, [4, 128])
         let weights = DistillationFixtures.randomBlock(config, seed: 5).converted(to: Float.self)
-        let q = try quantizer.quantize(weights, .feedForwardProjectionWeight)   // [128, 32]: one group of 128 rows
+        let projection = try XCTUnwrap(weights.schema["mlp.c_proj.weight"])
+        let q = try quantizer.quantize(weights, projection)   // [128, 32]: one group of 128 rows
         XCTAssertEqual(q.layout.block, [128, 1])
         XCTAssertEqual(q.bits, 8)
-        XCTAssertEqual(q.dequantized(), try quantizer.apply(to: weights)[.feedForwardProjectionWeight])
+        XCTAssertEqual(q.dequantized(), try quantizer.apply(to: weights)[projection])
     }
 
     // MARK: Adam
@@ -140,8 +141,8 @@ final class DistillationTrainingTests: XCTestCase {
         for layer in 0..<2 {
             XCTAssertEqual(first.blocks[layer].values, try BlockWeights(source: source, layer: layer, config: config).values)
         }
-        XCTAssertEqual(first.values(of: "h.2.mlp.c_fc.bias"), first.blocks[2][.feedForwardBias])
-        XCTAssertEqual(first.values(of: "transformer.h.2.attn.c_attn.weight"), first.blocks[2][.attentionWeight])
+        XCTAssertEqual(first.values(of: "h.2.mlp.c_fc.bias"), first.blocks[2]["mlp.c_fc.bias"])
+        XCTAssertEqual(first.values(of: "transformer.h.2.attn.c_attn.weight"), first.blocks[2]["attn.c_attn.weight"])
         XCTAssertNil(first.values(of: "wte.weight"))
         XCTAssertNil(first.values(of: "h.7.ln_1.weight"))
 
@@ -150,9 +151,9 @@ final class DistillationTrainingTests: XCTestCase {
         let recorder = BlockRecorder()
         for w in calibration { _ = model.hiddenStates(w, context: context, observer: recorder) }
         let initial = try BlockWeights(source: source, layer: 2, config: config)
-        let block = TrainableBlock(weights: try first.quantizer.apply(to: initial), context: context)
+        let block = GPT2TrainableBlock(weights: try first.quantizer.apply(to: initial), context: context)
         let out = block.forward(recorder.inputs[2]!, windows: 4, tokens: 12).output
-        let mse = TrainableBlock<Float>.meanSquaredError(out, recorder.outputs[2]!).loss
+        let mse = DistillationLoss.meanSquaredError(out, recorder.outputs[2]!).loss
         XCTAssertEqual(first.reports[0].mseBefore, mse, accuracy: 1e-5 * mse)
     }
 

@@ -3,15 +3,17 @@
 /// straight-through estimator), so the gradient computed at Ŵ updates the float W.
 ///
 /// Quantization is `AbsMax` (symmetric, scale = max|group| / (2^(b−1) − 1), round half to
-/// even) with groups of `groupSize` consecutive input elements of one output channel: for a
-/// Conv1D weight stored [in, out], G rows of one column (`BlockLayout` axis 1, `.group(G)`),
-/// G clamped to the input size. Only the four weight matrices are quantized; biases and
-/// LayerNorm parameters stay float. `quantize(_:_:)` gives the converter exactly the codes
-/// and scales the training saw.
+/// even) with groups of `groupSize` consecutive input elements of one output channel, G
+/// clamped to the input size: for a Conv1D weight stored [in, out] (GPT-2), G rows of one
+/// column (`BlockLayout` axis 1); for a Linear weight stored [out, in] (Llama), G columns of
+/// one row (axis 0). The axis is the one the family reports to the converter, which stores
+/// `.group(G)` along it, so the codes are the same. Only the block's weight matrices are
+/// quantized; biases and norm parameters stay float. `quantize(_:_:)` gives the converter
+/// exactly the codes and scales the training saw.
 public struct FakeQuantizer: Sendable {
     /// Code width, 2...8 (LKD uses 8 or 4).
     public let bits: Int
-    /// Requested input elements per scale; a tensor with fewer inputs uses one group per column.
+    /// Requested input elements per scale; a tensor with fewer inputs uses one group per channel.
     public let groupSize: Int
 
     public init(bits: Int, groupSize: Int = 128) {
@@ -23,26 +25,31 @@ public struct FakeQuantizer: Sendable {
     /// The quantization method.
     public var method: AbsMax { AbsMax(bits: bits) }
 
-    /// The layout of a Conv1D weight of shape [inputs, outputs]: groups of min(G, inputs) rows of one column.
-    public func layout(inputs: Int, outputs: Int) -> BlockLayout {
-        BlockLayout(shape: [inputs, outputs], axis: 1, granularity: .group(min(groupSize, inputs)))
+    /// The layout of a weight matrix of `shape` whose output channels run along `outputAxis`:
+    /// groups of min(G, inputs) input elements of one output channel.
+    public func layout(shape: [Int], outputAxis: Int) -> BlockLayout {
+        precondition(shape.count == 2 && (outputAxis == 0 || outputAxis == 1))
+        return BlockLayout(shape: shape, axis: outputAxis, granularity: .group(min(groupSize, shape[1 - outputAxis])))
+    }
+
+    /// The layout of the block's weight matrix `tensor`.
+    public func layout(of tensor: BlockTensor) -> BlockLayout {
+        guard let axis = tensor.outputAxis else { preconditionFailure("\(tensor.name) is not quantized") }
+        return layout(shape: tensor.shape, outputAxis: axis)
     }
 
     /// The weight matrix `tensor` of `weights`, quantized (what a converter should store).
     public func quantize(_ weights: BlockWeights<Float>, _ tensor: BlockTensor, threads: Int = 1) throws -> QuantizedTensor {
-        precondition(tensor.isQuantizedMatrix, "\(tensor.name) is not quantized")
-        let shape = tensor.shape(weights.config)
+        let layout = layout(of: tensor)
         return try weights.values.withUnsafeBufferPointer { all in
-            let r = weights.range(of: tensor)
-            let values = UnsafeBufferPointer(rebasing: all[r])
-            return try method.quantize(values, layout: layout(inputs: shape[0], outputs: shape[1]), name: tensor.name, threads: threads)
+            try method.quantize(UnsafeBufferPointer(rebasing: all[tensor.range]), layout: layout, name: tensor.name, threads: threads)
         }
     }
 
     /// `weights` with every weight matrix replaced by dequant(quant(W)); other tensors unchanged.
     public func apply(to weights: BlockWeights<Float>, threads: Int = 1) throws -> BlockWeights<Float> {
         var out = weights
-        for t in BlockTensor.allCases where t.isQuantizedMatrix {
+        for t in weights.schema.quantizedMatrices {
             out[t] = try quantize(weights, t, threads: threads).dequantized()
         }
         return out

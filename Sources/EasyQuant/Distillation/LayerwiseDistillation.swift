@@ -92,20 +92,32 @@ public struct LayerwiseDistillation {
         /// The f32 parameters of every block, in layer order (untrained blocks as loaded).
         /// Store the weight matrices with `quantizer.quantize` (the layout training used) and
         /// the other tensors as float.
-        public var blocks: [BlockWeights<Float>]
+        public let blocks: [BlockWeights<Float>]
         /// The quantizer the training used.
-        public var quantizer: FakeQuantizer
+        public let quantizer: FakeQuantizer
         /// One report per trained block, in layer order.
-        public var reports: [BlockReport]
+        public let reports: [BlockReport]
+        /// Block and tensor of each canonical block-tensor name.
+        private let locations: [String: (layer: Int, tensor: BlockTensor)]
 
-        /// The f32 values of the block tensor with canonical name `name` (`h.<layer>.<tensor>`),
-        /// or nil for any other name (embeddings, ln_f: not trained, take them from the source).
-        /// Quantizing a weight matrix of these with `AbsMax(bits:)` and
-        /// `quantizer.layout(inputs:outputs:)` gives exactly the Ŵ the training ended with.
+        init(blocks: [BlockWeights<Float>], quantizer: FakeQuantizer, reports: [BlockReport]) {
+            self.blocks = blocks; self.quantizer = quantizer; self.reports = reports
+            var locations: [String: (layer: Int, tensor: BlockTensor)] = [:]
+            for (layer, block) in blocks.enumerated() {
+                for t in block.schema.tensors { locations[block.schema.family.blockTensorName(layer: layer, t.name)] = (layer, t) }
+            }
+            self.locations = locations
+        }
+
+        /// The f32 values of the block tensor with canonical name `name` (`h.<layer>.<tensor>`
+        /// for GPT-2, `model.layers.<layer>.<tensor>` for Llama; a file name the family
+        /// normalises, such as `transformer.h.0.…`, works too), or nil for any other name
+        /// (embeddings, final norm: not trained, take them from the source). Quantizing a
+        /// weight matrix of these with `quantizer.layout(of:)` (`AbsMax(bits:)`, groups along
+        /// the family's output axis) gives exactly the Ŵ the training ended with.
         public func values(of name: String) -> [Float]? {
-            let parts = (GPT2Family().canonicalName(name) ?? name).split(separator: ".", maxSplits: 2)
-            guard parts.count == 3, parts[0] == "h", let layer = Int(parts[1]), blocks.indices.contains(layer),
-                  let tensor = BlockTensor.allCases.first(where: { $0.name == parts[2] }) else { return nil }
+            guard let family = blocks.first?.schema.family,
+                  let (layer, tensor) = locations[family.canonicalName(name) ?? name] else { return nil }
             return blocks[layer][tensor]
         }
     }
@@ -117,7 +129,6 @@ public struct LayerwiseDistillation {
         case badLayer(Int, layerCount: Int)
         case windowTooLong(tokens: Int, contextLength: Int)
         case badToken(Int32, vocabularySize: Int)
-        case unsupportedFamily(String)
         public var description: String {
             switch self {
             case .noWindows: return "distillation needs at least one calibration window"
@@ -125,7 +136,6 @@ public struct LayerwiseDistillation {
             case let .badLayer(l, n): return "layer \(l) does not exist (the model has \(n) blocks)"
             case let .windowTooLong(t, n): return "calibration windows of \(t) tokens exceed the model's \(n) positions"
             case let .badToken(id, n): return "token id \(id) is outside the model's vocabulary of \(n)"
-            case .unsupportedFamily(let f): return "layer-wise distillation is not implemented for the \(f) family; use --lkd-steps 0"
             }
         }
     }
@@ -143,9 +153,7 @@ public struct LayerwiseDistillation {
         if let other = windows.first(where: { $0.count != first.count }) { throw Failure.unequalWindows(first: first.count, other: other.count) }
         let teacher = try source.makeModel()
         let config = teacher.config
-        guard source.family is GPT2Family else {
-            throw Failure.unsupportedFamily(source.family.name)
-        }
+        let schema = try BlockSchema(family: source.family, config: config, origin: source.origin)
         guard first.count <= config.contextLength else { throw Failure.windowTooLong(tokens: first.count, contextLength: config.contextLength) }
         for w in windows {
             if let bad = w.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) { throw Failure.badToken(bad, vocabularySize: config.vocabSize) }
@@ -168,10 +176,10 @@ public struct LayerwiseDistillation {
         var reports: [BlockReport] = []
         let lastTrained = layers.max() ?? -1
         for layer in 0..<config.layerCount {
-            var weights = try BlockWeights(source: source, layer: layer, config: config)
+            var weights = try BlockWeights(source: source, layer: layer, schema: schema)
             if layer <= lastTrained {
                 // The teacher block's output: the target, and the next block's input.
-                // Windows side by side, each single-threaded (see TrainableBlock.product on why
+                // Windows side by side, each single-threaded (see BlockKernels.product on why
                 // oneDNN's own threads are not used).
                 var target = hidden
                 target.withUnsafeMutableBufferPointer { out in
@@ -204,13 +212,13 @@ public struct LayerwiseDistillation {
         }
         /// MSE over all windows, in chunks of one batch.
         func meanSquaredError(_ weights: BlockWeights<Float>) throws -> Double {
-            let block = TrainableBlock(weights: try quantizer.apply(to: weights, threads: context.threads), context: context)
+            let block = try quantizer.apply(to: weights, threads: context.threads).block(context: context)
             var sum = 0.0
             let chunk = max(1, min(options.batchSize, windows))
             for w0 in stride(from: 0, to: windows, by: chunk) {
                 let indices = Array(w0..<min(windows, w0 + chunk))
-                let mse = TrainableBlock<Float>.meanSquaredError(block.forward(gather(input, indices), windows: indices.count, tokens: tokens).output,
-                                                                 gather(target, indices)).loss
+                let mse = DistillationLoss.meanSquaredError(block.output(gather(input, indices), windows: indices.count, tokens: tokens),
+                                                            gather(target, indices)).loss
                 sum += mse * Double(indices.count)
             }
             return sum / Double(windows)
@@ -224,11 +232,10 @@ public struct LayerwiseDistillation {
         var losses: [Double] = []
         for step in 0..<options.steps {
             let indices = order.next()
-            let block = TrainableBlock(weights: try quantizer.apply(to: weights, threads: context.threads), context: context)
-            let act = block.forward(gather(input, indices), windows: indices.count, tokens: tokens)
-            let (loss, dy) = TrainableBlock<Float>.meanSquaredError(act.output, gather(target, indices))
+            let block = try quantizer.apply(to: weights, threads: context.threads).block(context: context)
             // Straight-through: the gradient at Ŵ is applied to W.
-            let gradients = block.backward(act, outputGradient: dy).weights
+            let (loss, gradients) = block.lossAndGradients(gather(input, indices), target: gather(target, indices),
+                                                           windows: indices.count, tokens: tokens)
             adam.update(&weights.values, gradient: gradients.values)
             losses.append(loss)
             progress?(Progress(layer: layer, step: step + 1, steps: options.steps, loss: loss))
