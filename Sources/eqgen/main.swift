@@ -55,6 +55,7 @@ struct EQGen: ParsableCommand {
         let (mode, network, tok) = (loaded.mode, loaded.network, loaded.tokenizer)
         let ids = tok.encode(prompt)
         guard !ids.isEmpty else { throw ValidationError("the prompt is empty after tokenization") }
+        try network.checkTokens(ids, source: tokenizer ?? model)
         let kvQuantization = try loaded.kvQuantization(bits: kv.kvBits, outlierPercent: kv.kvOutliers)
         let generator = TextGenerator(model: network, context: ComputeContext(mode: mode, backendName: computing.backend, threads: threading.threads),
                                       kvQuantization: kvQuantization, endOfText: ignoreEndOfText ? nil : tok.eosID ?? tok.endOfTextID)

@@ -33,10 +33,11 @@ final class HostileCommandTests: XCTestCase {
         return folder
     }
 
-    /// Asserts a clean failure: status 1, one line on stderr containing every `mention`, nothing on stdout.
+    /// Asserts a clean failure: status 1 (64, EX_USAGE, for a bad option, which also prints
+    /// the usage line), one error line on stderr containing every `mention`, nothing on stdout.
     func assertRefused(_ tool: String, _ args: [String], mentions: [String], file: StaticString = #filePath, line: UInt = #line) throws {
         let r = try CLIFixtures.run(tool, args, in: dir, timeout: 120)
-        XCTAssertEqual(r.status, 1, "\(tool) \(args): \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.status == 1 || r.status == 64, "\(tool) \(args): status \(r.status): \(r.stderr)", file: file, line: line)
         XCTAssertTrue(r.stdout.isEmpty, "\(tool) \(args) printed: \(r.stdout)", file: file, line: line)
         XCTAssertEqual(r.stderr.split(separator: "\n").filter { !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty }.count, 1,
                        "one line: \(r.stderr)", file: file, line: line)
@@ -64,7 +65,7 @@ final class HostileCommandTests: XCTestCase {
     func testTokenIDsBeyondTheEmbeddingAreRefused() throws {
         let folder = try model()
         let tokenizer = TestFiles.fixture("gpt2-tokenizer")
-        try assertRefused("eqgen", [folder, "--prompt", "The president of the United States", "--tokenizer", tokenizer], mentions: ["outside the vocabulary of 2048"])
+        try assertRefused("eqgen", [folder, "--prompt", "Photosynthesis in chloroplasts", "--tokenizer", tokenizer], mentions: ["outside the vocabulary of 2048"])
         try assertRefused("eqppl", [folder, Self.text, "--max-tokens", "200", "--tokenizer", tokenizer], mentions: ["outside the vocabulary of 2048"])
     }
 
@@ -125,7 +126,6 @@ final class HostileCommandTests: XCTestCase {
         let folder = try model("empty")
         try rewriteWeights(folder, { _, _, _, _ in }, extra: [("junk.big", [1 << 40, 0], .f32), ("junk.max", [Int(Int64.max), 0], .f32)])
         let r = try CLIFixtures.run("eqconvert", [folder, dir + "/empty.eqm"], in: dir, timeout: 120)
-        XCTAssertEqual(r.terminationOK, true)
         XCTAssertTrue(r.status == 0 || r.stderr.split(separator: "\n").count == 1, r.stderr)
     }
 
@@ -169,7 +169,7 @@ final class HostileCommandTests: XCTestCase {
         let m = Self.fixture, t = Self.text
         try assertRefused("eqtable", [m, t, "--ctx", "0"], mentions: ["--ctx must be at least 2"])
         try assertRefused("eqtable", [m, t, "--stride", "0"], mentions: ["--stride must be at least 1"])
-        try assertRefused("eqtable", [m, t, "--ctx", "-5"], mentions: ["--ctx must be at least 2, not -5"])
+        try assertRefused("eqtable", [m, t, "--ctx", "-5"], mentions: ["--ctx must be at least 2", "not -5"])
         try assertRefused("eqppl", [m, t, "--ctx", "4096"], mentions: ["--ctx 4096 exceeds the 256 positions"])
         try assertRefused("eqgen", [m, "--prompt", "The", "--threads", "0"], mentions: ["--threads must be between 1 and 1024"])
         try assertRefused("eqconvert", [m, dir + "/g.eqm", "--granularity", "group:9223372036854775807"], mentions: ["--granularity must be"])
@@ -249,7 +249,6 @@ final class HostileCommandTests: XCTestCase {
         let path = dir + "/spaces.txt"
         try Data(repeating: UInt8(ascii: " "), count: 16 << 20).write(to: URL(fileURLWithPath: path))
         let r = try CLIFixtures.run("eqppl", [Self.fixture, path, "--max-tokens", "300", "--json"], in: dir, timeout: 60)
-        XCTAssertEqual(r.terminationOK, true)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try JSONValue.parse(r.stdout)["evaluated_tokens"]?.intValue, 300)
     }

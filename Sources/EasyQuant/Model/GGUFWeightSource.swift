@@ -45,7 +45,7 @@ public final class GGUFWeightSource: WeightSource, @unchecked Sendable {
 
     public func floats(_ name: String) throws -> [Float] {
         let info = try info(name)
-        return try family.ggufLayout(of: name, config: config).toCanonical(try file.floats(of: info, threads: threads), shape: info.shape)
+        return family.ggufLayout(of: name, config: config).toCanonical(try file.floats(of: info, threads: threads), shape: info.shape)
     }
 
     public func matrix(_ name: String) throws -> WeightMatrix {

@@ -115,6 +115,10 @@ public struct LlamaFamily: ModelFamily {
         var layers = 0
         while layers <= config.layerCount, shapes[blockTensorName(layer: layers, "self_attn.q_proj.weight")] != nil { layers += 1 }
         guard layers == config.layerCount else { throw bad("num_hidden_layers is \(config.layerCount) but the tensors hold \(layers) layers") }
+        // Llama checkpoints with attention_bias also bias o_proj; that layout is not built here.
+        if shapes[blockTensorName(layer: 0, "self_attn.o_proj.bias")] != nil {
+            throw bad("self_attn.o_proj has a bias, which this implementation does not apply; such models are not supported")
+        }
         if json["tie_word_embeddings"]?.boolValue == false, shapes["lm_head.weight"] == nil {
             throw ModelError.missingTensor(origin: origin, name: "lm_head.weight")
         }
