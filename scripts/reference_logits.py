@@ -3,10 +3,13 @@
 
 Run by hand (see scripts/README.md):
 
-    /work/venv/bin/python scripts/reference_logits.py MODEL_DIR TEXT OUT.json \
-        [--ctx N] [--stride S] [--max-tokens M] [--positions K]
+    /work/venv/bin/python scripts/reference_logits.py MODEL TEXT OUT.json \
+        [--ctx N] [--stride S] [--max-tokens M] [--positions K] [--ids IDS.json]
 
-For MODEL_DIR (a transformers GPT-2 folder with its tokenizer files) and TEXT it writes:
+MODEL is a transformers GPT-2 folder with its tokenizer files, or a GGUF file (loaded by
+transformers' GGUF support, dequantized to float32: any architecture it knows). With --ids, the
+token ids are read from IDS.json (e.g. what `eqppl --dump-tokens` wrote) instead of tokenizing
+TEXT, so both implementations see the same ids. For MODEL and TEXT it writes:
 - OUT.json: model and text sha256, the number of text tokens and the sha256 of their ids
   (uint32 little-endian), the first window's ids, which positions' logits were kept, and the
   perplexity under EasyQuant's protocol (windows of ctx tokens every `stride` tokens; each
@@ -25,7 +28,7 @@ import sys
 
 import numpy as np
 import torch
-from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+from transformers import AutoModelForCausalLM, GPT2LMHeadModel, GPT2TokenizerFast
 
 
 def sha256_file(path):
@@ -61,23 +64,34 @@ def main():
     ap.add_argument("--max-tokens", type=int)
     ap.add_argument("--positions", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ids")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     # from_pretrained finds vocab.json + merges.txt in the folder (transformers 5 ignores
     # vocab_file/merges_file given to the constructor and would tokenize nothing).
-    tok = GPT2TokenizerFast.from_pretrained(args.model)
-    model = GPT2LMHeadModel.from_pretrained(args.model, torch_dtype=torch.float32).eval()
-    with open(args.text, encoding="utf-8") as f:
-        text = f.read()
-    ids = tok(text, return_attention_mask=False)["input_ids"]
+    gguf = args.model.endswith(".gguf")
+    if gguf:
+        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(args.model)), gguf_file=os.path.basename(args.model),
+                                                     torch_dtype=torch.float32).eval()
+        positions_limit = model.config.max_position_embeddings
+    else:
+        model = GPT2LMHeadModel.from_pretrained(args.model, torch_dtype=torch.float32).eval()
+        positions_limit = model.config.n_positions
+    if args.ids:
+        ids = json.load(open(args.ids))
+    else:
+        tok = GPT2TokenizerFast.from_pretrained(args.model)
+        with open(args.text, encoding="utf-8") as f:
+            text = f.read()
+        ids = tok(text, return_attention_mask=False)["input_ids"]
     if len(ids) < 2:
         sys.exit(f"{args.text}: the tokenizer in {args.model} produced {len(ids)} tokens")
     text_tokens = len(ids)
     ids_digest = hashlib.sha256(np.asarray(ids, dtype="<u4").tobytes()).hexdigest()
     if args.max_tokens:
         ids = ids[: args.max_tokens]
-    ctx = min(args.ctx or model.config.n_positions, model.config.n_positions)
+    ctx = min(args.ctx or positions_limit, positions_limit)
     stride = min(args.stride or ctx, ctx)
 
     total_nll, scored_total, first_window_nll = 0.0, 0, None
@@ -104,10 +118,10 @@ def main():
     rows.tofile(args.out.removesuffix(".json") + ".logits.f32")
     result = {
         "model": os.path.basename(os.path.normpath(args.model)),
-        "model_sha256": sha256_file(os.path.join(args.model, "model.safetensors")),
+        "model_sha256": sha256_file(args.model if gguf else os.path.join(args.model, "model.safetensors")),
         "text": os.path.basename(args.text),
         "text_sha256": sha256_file(args.text),
-        "text_tokens": text_tokens,
+        "text_tokens": None if args.ids else text_tokens,
         "ids_sha256": ids_digest,
         "transformers": __import__("transformers").__version__,
         "torch": torch.__version__,

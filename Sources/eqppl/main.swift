@@ -36,6 +36,9 @@ struct EQPPL: ParsableCommand {
     @Option(help: "Write the first window's logits (float32, little-endian, row-major [positions, vocab]) to FILE, to compare with another implementation.")
     var dumpLogits: String?
 
+    @Option(help: "Write the evaluated token ids (a JSON array) to FILE, to feed the same ids to another implementation.")
+    var dumpTokens: String?
+
     @Flag(help: "Measure where the time goes (matrix products, attention, output layer, the rest).")
     var profile = false
 
@@ -56,7 +59,8 @@ struct EQPPL: ParsableCommand {
             try ToolPaths.checkInput(tokenizer, role: "tokenizer folder", directoryAllowed: true)
             inputs += ToolPaths.modelFiles(tokenizer)
         }
-        if let dumpLogits { try ToolPaths.refuseOverwriting(dumpLogits, inputs: inputs) }
+        for output in [dumpLogits, dumpTokens].compactMap({ $0 }) { try ToolPaths.refuseOverwriting(output, inputs: inputs) }
+        if let dumpLogits, dumpLogits == dumpTokens { throw ValidationError("--dump-logits and --dump-tokens name the same file") }
 
         let loaded = try LoadedModel(path: model, compute: computing.mode, tokenizerDirectory: tokenizer)
         let (source, mode, network, tok) = (loaded.source, loaded.mode, loaded.network, loaded.tokenizer)
@@ -71,6 +75,7 @@ struct EQPPL: ParsableCommand {
         let textTokens: Int? = windows.maxTokens.map { ids.count < $0 ? ids.count : nil } ?? ids.count
         guard ids.count >= 2 else { throw EvaluationSetup.Failure.textTooShort(path: text, tokens: ids.count) }
         try network.checkTokens(ids, source: tokenizer ?? model)
+        if let dumpTokens { try writeAtomically(Array(JSONValue(ids.map(Int.init)).serialized().utf8), to: dumpTokens) }
 
         var context = ComputeContext(mode: mode, backendName: computing.backend, threads: threads)
         let timing = profile ? ForwardProfile() : nil
