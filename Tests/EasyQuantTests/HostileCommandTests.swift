@@ -161,6 +161,16 @@ final class HostileCommandTests: XCTestCase {
                     ExtraTensor(name: names.high, shape: [6, 7], values: [Float](repeating: 1, count: 42))]
         })
         try assertRefused("eqppl", [ranges, Self.text, "--max-tokens", "100", "--kv-bits", "4"], mentions: ["key_low", "[6, 7]", "[6, 128]"])
+
+        // The right shape but an inverted range in one channel.
+        let inverted = try eqm("inverted.eqm", extras: (0..<4).flatMap { l -> [ExtraTensor] in
+            let names = KVQuantization.keyRangeNames(layer: l)
+            var low = [Float](repeating: -1, count: 6 * 128)
+            low[5] = 2
+            return [ExtraTensor(name: names.low, shape: [6, 128], values: low),
+                    ExtraTensor(name: names.high, shape: [6, 128], values: [Float](repeating: 1, count: 6 * 128))]
+        })
+        try assertRefused("eqppl", [inverted, Self.text, "--max-tokens", "100", "--kv-bits", "4"], mentions: ["key_low", "channel 5 has the range [2.0, 1.0]"])
     }
 
     // MARK: Options

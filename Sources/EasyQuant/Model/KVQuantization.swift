@@ -145,13 +145,14 @@ public struct KVQuantization: Sendable {
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case notCalibrated(model: String)
         case unknownLevel(Double)
-        case badRanges(model: String, tensor: String, shape: [Int], expected: [Int])
+        case badRanges(model: String, tensor: String, shape: [Int], expected: [Int], reason: String? = nil)
         public var description: String {
             switch self {
             case .notCalibrated(let m):
                 return "\(m): no calibrated key ranges for --kv-bits; convert the model with --calib FILE (any method) to record them"
-            case let .badRanges(m, t, shape, expected):
-                return "\(m): \(t) has shape \(shape) but this model's keys need \(expected); the key ranges do not belong to this model, so convert it again with --calib"
+            case let .badRanges(m, t, shape, expected, reason):
+                let what = reason ?? "has shape \(shape) but this model's keys need \(expected)"
+                return "\(m): \(t) \(what); the key ranges do not belong to this model, so convert it again with --calib"
             case .unknownLevel(let p):
                 return "--kv-outliers \(p) is not a calibrated level; use one of \(KVQuantization.outlierLevels.map { Format.fixed($0, 1) }.joined(separator: ", "))"
             }
@@ -172,11 +173,18 @@ public struct KVQuantization: Sendable {
                 throw Failure.notCalibrated(model: source.origin)
             }
             guard shape[1] == width else {
-                throw Failure.badRanges(model: source.origin, tensor: names.low, shape: shape, expected: [outlierLevels.count, width])
+                throw Failure.badRanges(model: source.origin, tensor: names.low, shape: shape, expected: [outlierLevels.count, width], reason: nil)
             }
             let e = shape[1]
-            low.append(Array(try source.floats(names.low)[(level * e)..<((level + 1) * e)]))
-            high.append(Array(try source.floats(names.high)[(level * e)..<((level + 1) * e)]))
+            let lo = Array(try source.floats(names.low)[(level * e)..<((level + 1) * e)])
+            let hi = Array(try source.floats(names.high)[(level * e)..<((level + 1) * e)])
+            // Ranges come from the file: a NaN or an inverted range would make every key NaN.
+            if let c = (0..<e).first(where: { !(lo[$0].isFinite && hi[$0].isFinite && lo[$0] <= hi[$0]) }) {
+                throw Failure.badRanges(model: source.origin, tensor: names.low, shape: shape, expected: shape,
+                                        reason: "channel \(c) has the range [\(lo[c]), \(hi[c])]")
+            }
+            low.append(lo)
+            high.append(hi)
         }
         return KVQuantization(bits: bits, outlierPercent: outlierPercent, heads: heads, keyLow: low, keyHigh: high)
     }
