@@ -2,23 +2,25 @@ import ArgumentParser
 import EasyQuant
 import Foundation
 
-/// eqinspect: what an .eqm (or safetensors) file holds, what its codes are worth, and what
+/// eqinspect: what an .eqm (or GGUF, or safetensors) file holds, what its codes are worth, and what
 /// quantization cost against the original.
 struct EQInspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eqinspect",
-        abstract: "Show what an .eqm or safetensors model holds and what quantizing it cost.",
+        abstract: "Show what an .eqm, GGUF or safetensors model holds and what quantizing it cost.",
         discussion: """
         Prints the header (format, sources with their SHA-256, tool, method and settings, totals) and a \
         table of every tensor: shape, storage, scale and zero-point ranges, compressed bytes, stored bits \
         per weight and the order-0 entropy of its codes, then how close the file comes to that entropy \
         bound. --stats adds value statistics, --compare the error against the original model, --plot an \
-        SVG of original against quantized weight distributions. FILE may also be a .safetensors file or \
-        a model folder.
+        SVG of original against quantized weight distributions. FILE may also be a .safetensors file, \
+        a model folder, or a GGUF file (llama.cpp's format, v2/v3): then the header shows its version, \
+        alignment and every metadata key, the table each tensor's ggml type, and --stats works through \
+        dequantization.
         """,
         version: EasyQuantVersion.string)
 
-    @Argument(help: "An .eqm file, a .safetensors file, or a Hugging Face model folder.")
+    @Argument(help: "An .eqm file, a .gguf file, a .safetensors file, or a Hugging Face model folder.")
     var file: String
 
     @Flag(help: "Per-tensor statistics of the (dequantized) weights: min, max, mean, std, abs max, exact zeros, codes at the clamp limits.")

@@ -2,7 +2,26 @@
 /// document for scripts.
 public struct InspectionReport: Sendable {
     /// What kind of file was inspected.
-    public enum Kind: String, Sendable { case eqm, safetensors }
+    public enum Kind: String, Sendable { case eqm, safetensors, gguf }
+
+    /// What a GGUF file's header holds besides its tensors.
+    public struct GGUFHeader: Sendable {
+        /// Alignment of the data section.
+        public var alignment: Int
+        /// Absolute offset of the data section.
+        public var dataStart: Int
+        /// The metadata, in file order.
+        public var metadata: [(key: String, value: GGUFValue)]
+    }
+
+    /// One row of the per-type totals of a GGUF file.
+    public struct TypeTotal: Sendable {
+        public var type: String
+        public var tensors: Int
+        public var elements: Int
+        public var bytes: Int
+        public var bitsPerWeight: Double { elements == 0 ? 0 : Double(bytes * 8) / Double(elements) }
+    }
 
     /// An input file of the conversion (or a shard of the inspected safetensors model).
     public struct SourceFile: Sendable {
@@ -20,8 +39,10 @@ public struct InspectionReport: Sendable {
     public var kind: Kind
     /// Bytes of the file (all shards for a safetensors model).
     public var fileBytes: Int
-    /// "1.0" for an `.eqm` file; "safetensors" otherwise.
+    /// "1.0" for an `.eqm` file; the version ("3") for GGUF; "safetensors" otherwise.
     public var formatVersion: String
+    /// Alignment and metadata, for a GGUF file.
+    public var gguf: GGUFHeader?
     /// The conversion's input files (`.eqm`), or the shards themselves (safetensors).
     public var sources: [SourceFile] = []
     /// The tool that wrote the file.
@@ -78,6 +99,17 @@ public struct InspectionReport: Sendable {
         let n = q.reduce(0) { $0 + $1.elementCount }
         return n == 0 ? 0 : Double(q.reduce(0) { $0 + $1.storedBytes } * 8) / Double(n)
     }
+    /// Tensors, elements and bytes by storage type, in order of first appearance (GGUF files).
+    public var totalsByType: [TypeTotal] {
+        var order: [String] = [], totals: [String: TypeTotal] = [:]
+        for t in tensors {
+            if totals[t.storage] == nil { order.append(t.storage); totals[t.storage] = TypeTotal(type: t.storage, tensors: 0, elements: 0, bytes: 0) }
+            totals[t.storage]!.tensors += 1
+            totals[t.storage]!.elements += t.elementCount
+            totals[t.storage]!.bytes += t.storedBytes
+        }
+        return order.map { totals[$0]! }
+    }
     /// Stored bits per parameter over all tensors (header, tokenizer and padding excluded).
     public var bitsPerParameter: Double { parameterCount == 0 ? 0 : Double(tensorBytes * 8) / Double(parameterCount) }
     /// The whole file's bits per parameter.
@@ -120,6 +152,16 @@ public struct InspectionReport: Sendable {
         optional("method", method); optional("granularity", granularity)
         if let bits { top.append(("bits", JSONValue(bits))) }
         if let parameters { top.append(("parameters", parameters)) }
+        if let gguf {
+            top.append(("gguf", .makeObject([
+                ("version", .string(formatVersion)), ("alignment", JSONValue(gguf.alignment)), ("data_start", JSONValue(gguf.dataStart)),
+                ("metadata", .array(gguf.metadata.map { Self.json(of: $0.key, $0.value) })),
+            ])))
+            top.append(("totals_by_type", .array(totalsByType.map {
+                .makeObject([("type", .string($0.type)), ("tensors", JSONValue($0.tensors)), ("elements", JSONValue($0.elements)),
+                             ("bytes", JSONValue($0.bytes)), ("bits_per_weight", .double($0.bitsPerWeight))])
+            })))
+        }
         if kind == .eqm {
             top.append(("kept", .array(kept.map(JSONValue.string))))
             top.append(("dropped", .array(dropped.map(JSONValue.string))))
@@ -167,7 +209,7 @@ public struct InspectionReport: Sendable {
     static func json(of t: TensorReport) -> JSONValue {
         var m: [(String, JSONValue)] = [
             ("name", .string(t.name)), ("shape", JSONValue(t.shape)), ("storage", .string(t.storage)),
-            ("encoding", .string(t.isQuantized ? "quantized" : "float")), ("source_dtype", .string(t.sourceDType)),
+            ("encoding", .string(t.isQuantized || (t.ggmlType?.blockSize ?? 1) > 1 ? "quantized" : "float")), ("source_dtype", .string(t.sourceDType)),
             ("elements", JSONValue(t.elementCount)), ("stored_bytes", JSONValue(t.storedBytes)),
             ("bits_per_weight", .double(t.bitsPerWeight)),
         ]
@@ -195,6 +237,23 @@ public struct InspectionReport: Sendable {
         return .makeObject(m)
     }
 
+    /// A GGUF metadata entry: key, type, the value itself for scalars, the element type and
+    /// count for arrays, and the one-line summary.
+    static func json(of key: String, _ v: GGUFValue) -> JSONValue {
+        var m: [(String, JSONValue)] = [("key", .string(key)), ("type", .string(v.type.name))]
+        switch v {
+        case .array(let element, let values):
+            m += [("element_type", .string(element.name)), ("count", JSONValue(values.count))]
+        case .string(let s): m.append(("value", .string(s)))
+        case .bool(let b): m.append(("value", .bool(b)))
+        case .float32, .float64: m.append(("value", .double(v.doubleValue!)))
+        case .uint64(let x) where x > UInt64(Int64.max): m.append(("value", .string(String(x))))
+        default: m.append(("value", JSONValue(v.intValue ?? 0)))
+        }
+        m.append(("summary", .string(v.summary)))
+        return .makeObject(m)
+    }
+
     static func json(of s: ErrorSummary) -> JSONValue {
         .makeObject([("tensors", JSONValue(s.tensors)), ("elements", JSONValue(s.pooled.count)),
                      ("mse", .double(s.pooled.mse)), ("max_abs_error", .double(s.pooled.maxAbsError)),
@@ -206,7 +265,15 @@ public struct InspectionReport: Sendable {
     /// The report as aligned text: summary, tensor table, and the sections asked for.
     public func text() -> String {
         var out = TextTable.keyValue(summaryPairs())
+        if let gguf {
+            out += "\nmetadata (\(gguf.metadata.count) keys)\n" + TextTable.keyValue(gguf.metadata.map { ("  " + $0.key, $0.value.summary) })
+        }
         out += "\n" + storageTable().render()
+        if kind == .gguf {
+            var t = TextTable([.init("type", .left), .init("tensors"), .init("weights"), .init("bytes"), .init("bits/w")])
+            for r in totalsByType { t.add([r.type, "\(r.tensors)", Self.grouped(r.elements), Self.grouped(r.bytes), Format.fixed(r.bitsPerWeight, 3)]) }
+            out += "\ntotals by type\n" + t.render()
+        }
         if kind == .eqm {
             out += "\nentropy bound: \(Format.bytes(Int(boundBytes.rounded()))) (codes at their order-0 entropy, scales, zero points and float tensors as stored); "
             out += "actual tensor data \(Format.bytes(tensorBytes)) = \(Format.fixed(actualOverBound * 100, 1))% of the bound\n"
@@ -233,7 +300,11 @@ public struct InspectionReport: Sendable {
 
     func summaryPairs() -> [(String, String)] {
         var pairs: [(String, String)] = [("file", path)]
-        pairs.append(("format", kind == .eqm ? ".eqm \(formatVersion)" : "safetensors"))
+        switch kind {
+        case .eqm: pairs.append(("format", ".eqm \(formatVersion)"))
+        case .gguf: pairs.append(("format", "GGUF v\(formatVersion)" + (gguf.map { ", alignment \($0.alignment)" } ?? "")))
+        case .safetensors: pairs.append(("format", "safetensors"))
+        }
         if let architecture { pairs.append(("architecture", architecture)) }
         for (i, s) in sources.enumerated() {
             var line = s.file
@@ -270,6 +341,12 @@ public struct InspectionReport: Sendable {
     }
 
     func storageTable() -> TextTable {
+        if kind == .gguf {
+            // GGUF blocks carry their own scales: no separate scale, zero-point or entropy columns.
+            var t = TextTable([.init("name", .left), .init("type", .left), .init("shape", .left), .init("bytes"), .init("bits/w")])
+            for r in tensors { t.add([r.name, r.storage, Self.shapeText(r.shape), Self.grouped(r.storedBytes), Format.fixed(r.bitsPerWeight, 3)]) }
+            return t
+        }
         var t = TextTable([.init("name", .left), .init("shape", .left), .init("storage", .left), .init("scales", .left),
                            .init("zero points", .left), .init("bytes"), .init("bits/w"), .init("entropy b/w")])
         for r in tensors {

@@ -1,15 +1,18 @@
 import Foundation
 
-/// A model file opened for inspection: an `.eqm` file, or a safetensors file or folder.
+/// A model file opened for inspection: an `.eqm` file, a GGUF file, or a safetensors file or folder.
 public enum InspectedModel {
     case eqm(EQMFile)
     case safetensors(SafetensorsModel)
+    case gguf(GGUFFile)
 
     /// Opens `path`, telling the formats apart by content: a file starting with the EQM magic
     /// (or named `.eqm`, so that a damaged one gets the `.eqm` reader's error) is an `.eqm`
-    /// file; anything else is read as safetensors.
+    /// file, one starting with `GGUF` (or named `.gguf`) a GGUF file; anything else is read as
+    /// safetensors.
     public static func open(_ path: String) throws -> InspectedModel {
         if EQMSniffer.isEQM(path: path) || path.hasSuffix(".eqm") { return .eqm(try EQMFile(path: path)) }
+        if GGUFFile.isGGUF(path: path) || path.hasSuffix(".gguf") { return .gguf(try GGUFFile(path: path)) }
         return .safetensors(try SafetensorsModel(path: path))
     }
 
@@ -18,6 +21,7 @@ public enum InspectedModel {
         switch self {
         case .eqm(let f): return f.tensors.map(\.name)
         case .safetensors(let m): return m.tensors.map(\.name)
+        case .gguf(let f): return f.tensors.map(\.name)
         }
     }
 }
@@ -169,6 +173,7 @@ public struct ModelInspector {
         switch model {
         case .eqm(let f): return f.tensors[i].shape
         case .safetensors(let m): return m.tensors[i].info.shape
+        case .gguf(let f): return f.tensors[i].shape
         }
     }
 
@@ -216,6 +221,15 @@ public struct ModelInspector {
             if needValues {
                 stream = { body in try ModelConverter.withFloats(of: t, in: m) { try body(0, $0) } }
                 done = { m.release(t) }
+            }
+        case .gguf(let file):
+            let t = file.tensors[i]
+            report = TensorReport(name: t.name, shape: t.shape, storage: t.type.name, sourceDType: t.type.name,
+                                  quantization: nil, elementCount: t.elementCount, storedBytes: t.byteCount)
+            report.ggmlType = t.type
+            if needValues {
+                stream = dequantizing(t, of: file)
+                done = { file.file.release(t.fileRange) }
             }
         }
         defer { done() }
@@ -283,6 +297,25 @@ public struct ModelInspector {
                 while r < rows {
                     let end = Swift.min(rows, r + rowsPerChunk)
                     q.dequantizeRows(r..<end, into: buf.baseAddress!)
+                    try body(r * cols, UnsafeBufferPointer(rebasing: buf[0..<((end - r) * cols)]))
+                    r = end
+                }
+            }
+        }
+    }
+
+    /// The dequantized values of a GGUF tensor, a block of rows at a time into one buffer.
+    static func dequantizing(_ t: GGUFTensorInfo, of file: GGUFFile) -> ValueStream {
+        { body in
+            let rows = t.rowCount, cols = t.rowLength
+            guard rows > 0, cols > 0 else { return }
+            let rowsPerChunk = Swift.max(1, chunkElements / cols)
+            var buffer = [Float](repeating: 0, count: Swift.min(rows, rowsPerChunk) * cols)
+            try buffer.withUnsafeMutableBufferPointer { buf in
+                var r = 0
+                while r < rows {
+                    let end = Swift.min(rows, r + rowsPerChunk)
+                    try file.dequantizeRows(t, r..<end, into: buf.baseAddress!)
                     try body(r * cols, UnsafeBufferPointer(rebasing: buf[0..<((end - r) * cols)]))
                     r = end
                 }
@@ -365,6 +398,13 @@ public struct ModelInspector {
             }
             r.architecture = m.config?["model_type"]?.stringValue
             r.tokenizerFiles = m.tokenizerFiles.map(\.name)
+            return r
+        case .gguf(let f):
+            var r = InspectionReport(path: path, kind: .gguf, fileBytes: f.file.count, formatVersion: "\(f.version)")
+            r.sources = [InspectionReport.SourceFile(file: (path as NSString).lastPathComponent, bytes: f.file.count,
+                                                     sha256: try SHA256Hasher.hex(ofFile: path))]
+            r.architecture = f.value("general.architecture")?.stringValue
+            r.gguf = InspectionReport.GGUFHeader(alignment: f.alignment, dataStart: f.dataStart, metadata: f.metadata)
             return r
         }
     }

@@ -30,6 +30,8 @@ public struct TensorReport: Sendable {
     public var statistics: TensorStatistics?
     /// Error against the original, with `--compare`.
     public var error: ErrorMetrics?
+    /// The ggml type, for a tensor of a GGUF file.
+    public var ggmlType: GGMLType?
 
     /// A report of how a tensor is stored; the inspector adds codes, statistics and errors.
     public init(name: String, shape: [Int], storage: String, sourceDType: String, quantization: EQMQuantization?,
