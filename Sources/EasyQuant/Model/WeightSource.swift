@@ -80,10 +80,7 @@ public final class SafetensorsWeightSource: WeightSource, @unchecked Sendable {
     public func tokenizerFiles() throws -> [String: [UInt8]] {
         var files: [String: [UInt8]] = [:]
         for (name, path) in model.tokenizerFiles {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw FileError.cannotOpen(path: path, reason: "cannot read")
-            }
-            files[name] = [UInt8](data)
+            files[name] = try InputFile.read(path)
         }
         return files
     }

@@ -54,10 +54,7 @@ enum TokenizerFiles {
     }
 
     static func read(_ path: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TokenizerError.cannotRead(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file")
-        }
-        return [UInt8](data)
+        do { return try InputFile.read(path) } catch let e as FileError { throw TokenizerError.cannotRead(path: path, reason: e.detail) }
     }
 
     // MARK: vocab.json + merges.txt
