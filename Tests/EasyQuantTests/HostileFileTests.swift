@@ -386,4 +386,30 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(hostileError(linked + "/model-00001") { _ = try SafetensorsModel(path: linked) },
                        "\(linked)/model-00001-of-00003.safetensors is the same file as \(linked)/again.safetensors (a link?); each shard must be listed once")
     }
+
+    // MARK: Found by fuzzing (scripts/fuzz; docs/RELIABILITY.md lists the runs)
+
+    /// fuzz-gguf, first minute: a metadata key holding a newline (and a NUL) made a GGUF error
+    /// message two lines long. Names, keys and fields are now escaped in every reader's errors.
+    func testGGUFKeyWithANewlineGivesAOneLineError() {
+        var b = GGUFBuilder()
+        b.kv(rawKey: Array("test.\u{0}\n4".utf8), type: 99, [])
+        let message = hostileError("crafted.gguf") { _ = try GGUFFile(file: MappedFile(bytes: b.bytes, name: "crafted.gguf")) }
+        XCTAssertTrue(message?.hasPrefix(#"crafted.gguf: key test.\u{0}\n4: unknown value type 99 at byte"#) == true, message ?? "nil")
+    }
+
+    /// fuzz-tokenizer, first minute: an added token that gives a model.vocab id another text
+    /// (`<|endoftextl>` for id 300, `<|endoftext|>` in the vocabulary) loaded, and then its
+    /// special token decoded to different bytes than it encoded. Now refused, as model.vocab's
+    /// own duplicate ids are.
+    func testAddedTokenContradictingTheVocabularyIsRefused() {
+        let json = #"{"model":{"type":"BPE","vocab":{"a":0,"<|endoftext|>":1},"merges":[]},"added_tokens":[{"id":1,"content":"<|endoftextl>","special":true}]}"#
+        XCTAssertThrowsError(try GPT2Tokenizer(tokenizerJSON: Array(json.utf8))) {
+            XCTAssertTrue("\($0)".hasPrefix("tokenizer.json: not a byte-level BPE vocabulary: id 1 is given to both "), "\($0)")
+        }
+        let agreeing = json.replacingOccurrences(of: "endoftextl", with: "endoftext|")
+        XCTAssertThrowsError(try GPT2Tokenizer(tokenizerJSON: Array(agreeing.utf8))) {
+            XCTAssertFalse("\($0)".contains("is given to both"), "an added token that repeats its entry is fine: \($0)")
+        }
+    }
 }

@@ -90,8 +90,15 @@ enum TokenizerFiles {
             }
             entries.append((m.key, id))
         }
-        let known = Set(entries.map(\.id))
-        for e in extra where !known.contains(e.id) { entries.append(e) }
+        // An added token may repeat its model.vocab entry, but not give the id another text.
+        let known = Dictionary(entries.map { ($0.id, $0.text) }, uniquingKeysWith: { first, _ in first })
+        for e in extra {
+            guard let text = known[e.id] else { entries.append(e); continue }
+            if text != e.text {
+                throw TokenizerError.invalidVocabulary(
+                    file: file, reason: "id \(e.id) is given to both \(Vocabulary.quoted(text)) and \(Vocabulary.quoted(e.text))")
+            }
+        }
         return try Vocabulary(entries: entries, file: file)
     }
 

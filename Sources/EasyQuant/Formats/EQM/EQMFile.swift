@@ -415,7 +415,7 @@ public struct EQMError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         let remake = "the file is damaged; convert the model again with eqconvert"
-        let path = MessageText.clean(self.path)
+        let path = MessageText.path(self.path)
         func clean(_ s: String) -> String { MessageText.clean(s) }
         switch problem {
         case .notEQM:

@@ -179,7 +179,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         let hint = "the file is not a valid safetensors file (truncated or corrupt?); re-export it with the safetensors library"
-        let path = MessageText.clean(self.path)
+        let path = MessageText.path(self.path)
         func name(_ t: String) -> String { MessageText.clean(t) }
         switch problem {
         case .otherFormat(.eqm):
