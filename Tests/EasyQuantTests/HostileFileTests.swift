@@ -325,6 +325,24 @@ final class HostileFileTests: XCTestCase {
         XCTAssertNoThrow(try JSONValue.parse(ok))
     }
 
+    /// The deepest JSON accepted (256 levels) parses within a 128 KiB stack, far below what
+    /// any thread gets (512 KiB for Dispatch workers, 8 MiB for the main thread), so the limit
+    /// and not the stack is what stops a deeper one.
+    func testMaximumNestingParsesOnASmallStack() {
+        let text = Array((String(repeating: #"{"k":["#, count: 128) + "1" + String(repeating: "]}", count: 128)).utf8)
+        var parsed: JSONValue?
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            parsed = try? JSONValue.parse(text)
+            done.signal()
+        }
+        thread.stackSize = 128 << 10
+        thread.start()
+        done.wait()
+        XCTAssertNotNil(parsed)
+        XCTAssertEqual(parsed?.serialized().utf8.count, text.count)
+    }
+
     /// Header numbers of the wrong kind in safetensors: 2^64, 1e400, fractions, -0.
     func testSafetensorsHeaderNumbers() {
         func message(_ header: String) -> String? {

@@ -20,7 +20,7 @@ public func fuzzTokenizer(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case 1:
         Fuzz.expectingErrors { try roundTrips(GPT2Tokenizer(tokenizerJSON: rest), sample: rest) }
     default:
-        roundTrips(gpt2, sample: rest)
+        roundTrips(gpt2, sample: rest, alsoFixedText: false)
     }
     return 0
 }
@@ -36,9 +36,10 @@ let gpt2: GPT2Tokenizer = {
 /// With special tokens allowed, that holds only when each special token decodes to its own
 /// text, which a crafted tokenizer.json need not promise (an added token may be spelled in
 /// the byte-level alphabet); then only the ids are checked.
-func roundTrips(_ tokenizer: GPT2Tokenizer, sample: [UInt8]) {
+func roundTrips(_ tokenizer: GPT2Tokenizer, sample: [UInt8], alsoFixedText: Bool = true) {
     let specialsRoundTrip = tokenizer.specialTokenIDs.allSatisfy { tokenizer.decode([$0.value]) == Array($0.key.utf8) }
-    for text in [sample, Array("Hello world! <|endoftext|> 123 ünïcödé\n\n".utf8)] {
+    let fixed = Array("Hello world! <|endoftext|> 123 ünïcödé\n\n".utf8)
+    for text in alsoFixedText ? [sample, fixed] : [sample] {
         for special in [false, true] {
             do {
                 let ids = try tokenizer.encode(utf8: text, allowSpecialTokens: special, threads: 1)
