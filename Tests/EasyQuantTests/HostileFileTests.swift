@@ -330,17 +330,18 @@ final class HostileFileTests: XCTestCase {
     /// and not the stack is what stops a deeper one.
     func testMaximumNestingParsesOnASmallStack() {
         let text = Array((String(repeating: #"{"k":["#, count: 128) + "1" + String(repeating: "]}", count: 128)).utf8)
-        var parsed: JSONValue?
+        final class Result: @unchecked Sendable { var value: JSONValue? }  // written before `done` is signalled
+        let parsed = Result()
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            parsed = try? JSONValue.parse(text)
+            parsed.value = try? JSONValue.parse(text)
             done.signal()
         }
         thread.stackSize = 128 << 10
         thread.start()
         done.wait()
-        XCTAssertNotNil(parsed)
-        XCTAssertEqual(parsed?.serialized().utf8.count, text.count)
+        XCTAssertNotNil(parsed.value)
+        XCTAssertEqual(parsed.value?.serialized().utf8.count, text.count)
     }
 
     /// Header numbers of the wrong kind in safetensors: 2^64, 1e400, fractions, -0.
