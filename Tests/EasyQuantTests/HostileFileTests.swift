@@ -431,4 +431,19 @@ final class HostileFileTests: XCTestCase {
             XCTAssertFalse("\($0)".contains("is given to both"), "an added token that repeats its entry is fine: \($0)")
         }
     }
+
+    /// fuzz-eqm, after 7 minutes: a tokenizer file named "tok\nizer.json" whose entry is not a
+    /// blob gave a two-line message. Names are escaped where the message is built, and every
+    /// reader's description escapes whatever control character is left.
+    func testEQMTokenizerFileNameWithANewlineGivesAOneLineError() {
+        var b = EQMBuilder()
+        let i = b.add(compressing: Array("{}".utf8))
+        var notABlob = b.blob(i).objectMembers!
+        notABlob[0].key = "\u{7f}ffset"
+        let header = EQMBuilder.header(tensors: [], tokenizer: [("tok\nizer.json", .object(notABlob))])
+        XCTAssertEqual(hostileError("crafted.eqm") { _ = try eqm(b.bytes(header: header)) },
+                       #"crafted.eqm: header: tokenizer file tok\nizer.json is not a blob; the file is damaged; convert the model again with eqconvert"#)
+        XCTAssertEqual(EQMError(path: "a\nb.eqm", problem: .badHeader("x\ry")).description,
+                       #"a\nb.eqm: header: x\ry; the file is damaged; convert the model again with eqconvert"#)
+    }
 }

@@ -87,7 +87,10 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
         }
     }
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         switch self {
         case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
         case let .cannotWrite(path, reason): return "\(path): cannot write: \(reason)"

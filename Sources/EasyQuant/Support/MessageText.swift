@@ -12,6 +12,10 @@ public enum MessageText {
     /// A path (typed by the user, so never cut) with its control characters escaped.
     public static func path(_ text: String) -> String { clean(text, limit: Int.max) }
 
+    /// A whole message with any control character left in it escaped, never cut: the last
+    /// guarantee that an error description is one line, whatever text went into it.
+    public static func oneLine(_ text: String) -> String { clean(text, limit: Int.max) }
+
     static func clean(_ text: String, limit: Int) -> String {
         // Most text needs nothing: return it as it is.
         if text.utf8.count <= limit, !text.unicodeScalars.contains(where: needsEscape) { return text }

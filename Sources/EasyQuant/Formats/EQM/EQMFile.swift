@@ -105,13 +105,13 @@ public final class EQMFile: @unchecked Sendable {
         var spans: [(range: Range<Int>, owner: String)] = []
         for r in records {
             for (what, blob) in [("data", r.data), ("scales", r.scales), ("zero_points", r.zeroPoints)] {
-                let owner = "tensor \(r.name) \(what)"
+                let owner = "tensor \(MessageText.clean(r.name)) \(what)"
                 if let blob { spans.append((try Self.place(blob, owner: owner, in: blobArea, alignment: alignment, fail: fail), owner)) }
             }
         }
         if let files = metadata["tokenizer"]?["files"]?.objectMembers {
             for (name, value) in files {
-                let owner = "tokenizer file \(name)"
+                let owner = "tokenizer file \(MessageText.clean(name))"
                 guard let blob = EQMRecordParser.blob(value) else { throw fail(.badHeader("\(owner) is not a blob")) }
                 guard blob.size <= Self.maxTokenizerFileSize else {
                     throw fail(.badBlob(owner: owner, reason: "declares \(blob.size) bytes, more than the \(Self.maxTokenizerFileSize >> 20) MiB a tokenizer file may have"))
@@ -413,7 +413,10 @@ public struct EQMError: Error, CustomStringConvertible, Equatable {
         self.problem = problem
     }
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         let remake = "the file is damaged; convert the model again with eqconvert"
         let path = MessageText.path(self.path)
         func clean(_ s: String) -> String { MessageText.clean(s) }

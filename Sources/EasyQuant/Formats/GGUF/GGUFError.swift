@@ -54,7 +54,10 @@ public struct GGUFError: Error, CustomStringConvertible, Equatable {
         self.problem = problem
     }
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         // Keys, names and fields come from the file: escaped and cut, so the message stays one line.
         func c(_ text: String) -> String { MessageText.clean(text) }
         let path = MessageText.path(self.path)

@@ -187,7 +187,10 @@ public enum ModelSourceError: Error, CustomStringConvertible, Equatable {
     /// Two shard names that lead to the same file.
     case sameFile(first: String, second: String)
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         switch self {
         case .noWeights(let d):
             return "\(d): no model.safetensors, model.safetensors.index.json or single .safetensors file in this folder; point at the weights file itself"

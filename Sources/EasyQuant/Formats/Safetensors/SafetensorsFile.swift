@@ -177,7 +177,10 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public var path: String
     public var problem: Problem
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         let hint = "the file is not a valid safetensors file (truncated or corrupt?); re-export it with the safetensors library"
         let path = MessageText.path(self.path)
         func name(_ t: String) -> String { MessageText.clean(t) }
