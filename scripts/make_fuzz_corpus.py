@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the seed corpora of the fuzz targets (fuzz/corpus/TARGET/) from the fixtures.
 
-Run by hand (takes a second; needs numpy-free Python plus `zstandard`):
+Run by hand (takes a second; needs the `gguf` and `zstandard` packages):
 
     /work/venv/bin/python scripts/make_fuzz_corpus.py
 
@@ -16,9 +16,13 @@ Each target's folder is emptied and refilled, deterministically:
     json         every .json fixture up to 16 KB (one gpt2-variants reference.json), the headers of the safetensors and .eqm
                  seeds, and a few texts for escapes and numbers
     tokenizer    mode 0 (vocab.json NUL merges.txt) and 1 (tokenizer.json): a 300-token cut of
-                 fixtures/tiny-gpt2's tokenizer; mode 2 (text for GPT-2's tokenizer):
-                 slices of fixtures/calibration and fixtures/wikitext-2-raw, and Unicode samples
-    gguf         fixtures/gguf/*.gguf
+                 fixtures/tiny-gpt2's tokenizer (as tokenizer.json also under the pre-tokenizers
+                 of fixtures/tiny-llama and tiny-qwen2); mode 2 (text for GPT-2's tokenizer):
+                 slices of fixtures/calibration and fixtures/wikitext-2-raw, llama.cpp's tokenizer
+                 test text (fixtures/vocab), and Unicode samples
+    gguf         fixtures/gguf/*.gguf, fixtures/gguf-writer/written.gguf, and vocabulary-only files
+                 (the 300-token cut, one per pre-tokenizer: gpt2, llama-bpe, qwen2, smollm) written
+                 with the gguf package
 
 The .eqm writer here is independent of the Swift one (scripts/eqm_reader.py reads both).
 Total size stays well under 2 MB; each seed is at most the target's -max_len in scripts/fuzz.
@@ -31,6 +35,7 @@ import os
 import shutil
 import struct
 
+import gguf
 import zstandard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -252,22 +257,22 @@ def make_tokenizer():
     merge_lines = [l for l in merges_bytes.decode().split("\n") if l and not l.startswith("#version")]
     # The whole tiny tokenizer (45 KB) would make every execution slow; a cut of it is enough
     # to reach every branch of the loaders.
-    # A cut: the 256 byte tokens, the first 44 merges (whose parts and results are then all
-    # present), and the end-of-text token.
-    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
-    small = {t: i for t, i in by_id[:256]}
-    kept = []
-    for line in merge_lines:
-        left, right = line.split(" ")
-        if left in small and right in small and len(kept) < 44:
-            small.setdefault(left + right, len(small))
-            kept.append(line)
-    small["<|endoftext|>"] = len(small)
+    small, kept = cut_vocabulary(vocab, merges_bytes)
     small_vocab = json.dumps(small, ensure_ascii=False).encode()
     put("tokenizer", "pair-cut", b"\x00" + small_vocab + b"\x00" + ("#version: 0.2\n" + "\n".join(kept) + "\n").encode())
     put("tokenizer", "json-cut-strings", b"\x01" + tokenizer_json(small, kept))
     put("tokenizer", "json-cut-arrays", b"\x01" + tokenizer_json(small, [k.split(" ") for k in kept]))
     put("tokenizer", "pair-crlf", b"\x00" + small_vocab + b"\x00" + "\r\n".join(kept[:5]).encode() + b"\r\n")
+
+    # The same cut under the pre-tokenizers of fixtures/tiny-llama (SmolLM2's digits, then
+    # byte level) and fixtures/tiny-qwen2 (Qwen2's split pattern).
+    for family in ["tiny-llama", "tiny-qwen2"]:
+        spec = json.loads(read(fixture(family, "tokenizer.json")))
+        spec["model"]["vocab"] = small
+        spec["model"]["merges"] = [k.split(" ") for k in kept]
+        spec["added_tokens"] = [{"id": small["<|endoftext|>"], "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+                                 "rstrip": False, "normalized": False, "special": True}]
+        put("tokenizer", "json-cut-" + family, b"\x01" + json.dumps(spec, ensure_ascii=False, separators=(",", ":")).encode())
 
     calibration = read(fixture("calibration", "corpus-calib.txt"))
     wiki = read(fixture("wikitext-2-raw", "wiki.test.raw"))
@@ -275,6 +280,7 @@ def make_tokenizer():
         put("tokenizer", "text-calibration-%d" % i, b"\x02" + cut_utf8(calibration[start:start + 2000]))
     for i, start in enumerate([0, 500000, 1000000]):
         put("tokenizer", "text-wiki-%d" % i, b"\x02" + cut_utf8(wiki[start:start + 2000]))
+    put("tokenizer", "text-llamacpp-vocab-test", b"\x02" + read(fixture("vocab", "ggml-vocab-gpt-2.gguf.inp")))
     samples = {
         "text-unicode": "na\u00efve caf\u00e9 \u4e2d\u6587 \U0001F600 \u0645\u0631\u062d\u0628\u0627 \u2028 e\u0301\n",
         "text-specials": "a<|endoftext|>b <|endoftext|><|endoftext|> <|endof",
@@ -285,14 +291,58 @@ def make_tokenizer():
         put("tokenizer", name, b"\x02" + text.encode())
 
 
+def cut_vocabulary(vocab, merges_bytes):
+    """A cut of a vocabulary: the 256 byte tokens, the first 44 merges whose parts are
+    present (adding their results), and the end-of-text token last."""
+    merge_lines = [l for l in merges_bytes.decode().split("\n") if l and not l.startswith("#version")]
+    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+    small = {t: i for t, i in by_id[:256]}
+    kept = []
+    for line in merge_lines:
+        left, right = line.split(" ")
+        if left in small and right in small and len(kept) < 44:
+            small.setdefault(left + right, len(small))
+            kept.append(line)
+    small["<|endoftext|>"] = len(small)
+    return small, kept
+
+
 def cut_utf8(data):
     """`data` without a partial UTF-8 sequence at either end."""
     return data.decode("utf-8", errors="ignore").encode()
 
 
 def make_gguf():
-    for path in sorted(glob.glob(fixture("gguf", "*.gguf"))):
+    for path in sorted(glob.glob(fixture("gguf", "*.gguf"))) + [fixture("gguf-writer", "written.gguf")]:
         put("gguf", os.path.basename(path), read(path))
+    # Vocabulary-only files as llama.cpp's converter writes them, from the tokenizer cut: one
+    # per pre-tokenizer rule set, so the GGUF tokenizer loader and every scanner are reached.
+    tokens, merges, types = tokenizer_cut()
+    for pre, add_bos in [("gpt2", False), ("llama-bpe", True), ("qwen2", False), ("smollm", False)]:
+        path = os.path.join(OUT, "gguf", "vocab-%s.gguf" % pre)
+        w = gguf.GGUFWriter(path, "gpt2")
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_merges(merges)
+        w.add_token_types(types)
+        w.add_bos_token_id(len(tokens) - 1)
+        w.add_eos_token_id(len(tokens) - 1)
+        w.add_add_bos_token(add_bos)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+
+def tokenizer_cut():
+    """The cut of make_tokenizer as GGUF lists: tokens by id, merges, token types (1 normal,
+    3 control)."""
+    vocab = json.loads(read(fixture("tiny-gpt2", "vocab.json")))
+    small, kept = cut_vocabulary(vocab, read(fixture("tiny-gpt2", "merges.txt")))
+    tokens = [t for t, _ in sorted(small.items(), key=lambda kv: kv[1])]
+    types = [3 if t == "<|endoftext|>" else 1 for t in tokens]
+    return tokens, kept, types
 
 
 def main():

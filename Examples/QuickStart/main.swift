@@ -24,10 +24,10 @@ print("wrote \(report.outputBytes) bytes, \(report.bitsPerWeight) bits per weigh
 let file = try EQMFile(path: output)
 print("same values from the file: \(try file.floats(tensor.name) == restored)")
 
-// 4. Run GPT-2 from the quantized file and score a sentence.
+// 4. Run the model straight from the quantized file and score a sentence.
 let source = try EQMWeightSource(file: file)
-let gpt2 = try GPT2Model(source: source)
+let network = try source.makeModel()
 let tokens = try EvaluationSetup.tokenizer(for: source, override: nil).encode("The history of the city is long.")
-let settings = PerplexityProtocol(contextLength: gpt2.config.contextLength)
-let result = PerplexityEvaluator(model: gpt2, context: ComputeContext(), protocolSettings: settings).evaluate(tokens)
+let settings = PerplexityProtocol(contextLength: network.config.contextLength)
+let result = try PerplexityEvaluator(model: network, context: ComputeContext(), protocolSettings: settings).evaluate(tokens)
 print("perplexity of the sentence: \(result.perplexity)")

@@ -1,4 +1,4 @@
-// eqbench-tokenizer: times GPT2Tokenizer on one text file and prints the result as one JSON
+// eqbench-tokenizer: times BPETokenizer on one text file and prints the result as one JSON
 // object (scripts/bench-tokenizer runs it next to tiktoken and prints the comparison).
 //
 //   eqbench-tokenizer [--tokenizer DIR] [--file PATH] [--runs N] [--threads 1,2]
@@ -39,9 +39,9 @@ func seconds(_ d: Duration) -> Double {
 }
 
 let clock = ContinuousClock()
-let tokenizer: GPT2Tokenizer
+let tokenizer: BPETokenizer
 let loadStart = clock.now
-do { tokenizer = try GPT2Tokenizer.load(directory: tokenizerDirectory) } catch { fail("\(error)") }
+do { tokenizer = try BPETokenizer.load(directory: tokenizerDirectory) } catch { fail("\(error)") }
 let loadSeconds = seconds(clock.now - loadStart)
 
 guard let data = FileManager.default.contents(atPath: file) else { fail("\(file): cannot read") }

@@ -123,7 +123,7 @@ struct EQConvert: ParsableCommand {
 
     func quantize() throws {
         let start = Date()
-        let source = try SafetensorsModel(path: input)
+        let source = try openConversionSource(path: input)
         var distillation: [LayerwiseDistillation.BlockReport] = []
         let bits = effectiveBits
         var awqLayers: [AWQScaling.Layer] = []
@@ -132,7 +132,7 @@ struct EQConvert: ParsableCommand {
         if let calib {
             let calibration = CalibrationOptions(file: calib, samples: calibSamples, length: calibLen, seed: seed)
             let calBar = ProgressBar(label: "calibrating", unit: "win")
-            let run = try CalibrationRun(source, options: calibration, threads: threads) { calBar.update($0, of: $1) }
+            let run = try CalibrationRun(source.weightSource(), options: calibration, threads: threads) { calBar.update($0, of: $1) }
             calBar.finish()
             switch method {
             case "smoothquant":
@@ -142,7 +142,7 @@ struct EQConvert: ParsableCommand {
                                                         seed: seed, threads: threads)
                 let lkdBar = ProgressBar(label: "distilling", unit: "step")
                 (options, distillation) = try CalibratedMethods.zeroQuant(run, lkd: lkd, weightOnly: weightOnly, base: options) {
-                    lkdBar.update($0.layer * $0.steps + $0.step, of: run.model.config.layerCount * $0.steps)
+                    lkdBar.update($0.layer * $0.steps + $0.step, of: run.config.layerCount * $0.steps)
                 }
                 lkdBar.finish()
             case "llmint8":
@@ -209,7 +209,7 @@ struct EQConvert: ParsableCommand {
         var table = TextTable([.init("layer", .left), .init("alpha"), .init("MSE alpha=0"), .init("MSE at alpha"), .init("change")])
         for l in layers {
             let r = l.result
-            table.add(["h.\(l.layer).\(l.linear.rawValue)", Format.fixed(Double(r.alpha), 2),
+            table.add([l.name, Format.fixed(Double(r.alpha), 2),
                        Format.scientific(r.plainLoss), Format.scientific(r.loss),
                        Format.fixed(100 * (r.loss / max(r.plainLoss, 1e-300) - 1), 1) + "%"])
         }

@@ -66,7 +66,7 @@ struct EQGen: ParsableCommand {
                                       endOfText: ignoreEndOfText ? nil : tok.endOfTextID)
         var stream = UTF8Stream()
         if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
-        let result = generator.generate(prompt: ids, maxNewTokens: generate,
+        let result = try generator.generate(prompt: ids, maxNewTokens: generate,
                                         sampling: SamplingOptions(temperature: temperature, topK: topK, seed: seed)) { token in
             if !json { FileHandle.standardOutput.write(Data(stream.push(tok.decode([token])))) }
         }

@@ -93,7 +93,7 @@ struct EQPPL: ParsableCommand {
         context.profile = timing
         context.kvQuantization = try loaded.kvQuantization(bits: kvBits, outlierPercent: kvOutliers)
         context.kvTally = kvBits.map { _ in KVQuantization.Tally() }
-        let e = network.config.embeddingSize, layers = network.config.layerCount
+        let e = network.config.kvSize, layers = network.config.layerCount
         let kvBytes: Double
         if let reference {
             try compare(network, context: context, source: source, against: reference, ids: ids, settings: settings, textTokens: textTokens)
@@ -108,10 +108,10 @@ struct EQPPL: ParsableCommand {
             }
         }
         let bar = ProgressBar(label: "scoring", unit: "tok")
-        let result = evaluator.evaluate(ids) { bar.update($0, of: $1) }
+        let result = try evaluator.evaluate(ids) { bar.update($0, of: $1) }
         bar.finish()
         if let dumpError { throw dumpError }
-        kvBytes = Double(layers) * (context.kvQuantization?.bytesPerTokenPerLayer(embedding: e, tally: context.kvTally) ?? Double(2 * e * 4))
+        kvBytes = Double(layers) * (context.kvQuantization?.bytesPerTokenPerLayer(width: e, tally: context.kvTally) ?? Double(2 * e * 4))
         try dump?.commit()
 
         let phases = timing?.seconds ?? []
@@ -160,20 +160,17 @@ struct EQPPL: ParsableCommand {
 
 extension EQPPL {
     /// `--reference`: both models on the same windows, distributions compared position by position.
-    func compare(_ network: GPT2Model, context: ComputeContext, source: any WeightSource, against referencePath: String,
+    func compare(_ network: any CausalLanguageModel, context: ComputeContext, source: any WeightSource, against referencePath: String,
                  ids: [Int32], settings: PerplexityProtocol, textTokens: Int) throws {
         let referenceSource = try openWeightSource(path: referencePath)
-        let referenceModel = try GPT2Model(source: referenceSource)
-        guard referenceModel.config.vocabSize == network.config.vocabSize else {
-            throw ModelError.unsupported(origin: referencePath, reason: "its vocabulary (\(referenceModel.config.vocabSize)) differs from the model's (\(network.config.vocabSize)); compare a model with its own original")
-        }
+        let referenceModel = try referenceSource.makeModel()
         var referenceContext = context
         referenceContext.mode = .f32
         referenceContext.kvQuantization = nil
         let comparison = ReferenceComparison(model: network, modelContext: context, reference: referenceModel,
                                              referenceContext: referenceContext, protocolSettings: settings)
         let bar = ProgressBar(label: "comparing", unit: "tok")
-        let r = comparison.evaluate(ids) { bar.update($0, of: $1) }
+        let r = try comparison.evaluate(ids) { bar.update($0, of: $1) }
         bar.finish()
         let change = 100 * (r.model.perplexity / r.reference.perplexity - 1)
         if json {

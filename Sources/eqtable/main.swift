@@ -67,9 +67,9 @@ struct EQTable: ParsableCommand {
     }
 
     func run() throws {
-        let source = try SafetensorsModel(path: model)
-        let weights = try SafetensorsWeightSource(model: source)
-        let config = try GPT2Model(source: weights).config
+        let source = try openConversionSource(path: model)
+        let weights = try source.weightSource()
+        let config = try weights.modelConfig()
         let tokenizer = try EvaluationSetup.tokenizer(for: weights, override: nil)
         var ids = try EvaluationSetup.tokens(ofTextFile: text, tokenizer: tokenizer, threads: threads)
         let textTokens = ids.count

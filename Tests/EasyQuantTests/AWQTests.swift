@@ -25,14 +25,15 @@ final class AWQTests: XCTestCase {
         var rng = SeededNormals(seed: 11)
         var layers: [AWQScaling.Layer] = []
         for l in 0..<c.layerCount {
-            for linear in AWQScaling.searched {
-                let width = linear == .feedForwardProjection ? c.innerSize : c.embeddingSize
+            for site in AWQScaling.searched(GPT2Family().blockStructure(c)) {
+                let width = site == .mlpHidden ? c.innerSize : c.embeddingSize
                 let s = (0..<width).map { _ in Float(pow(10, 2 * rng.uniform() - 1)) }
-                layers.append(.init(layer: l, linear: linear, result: .init(alpha: 0.5, scales: s, loss: 0, plainLoss: 0, losses: [])))
+                layers.append(.init(layer: l, site: site, name: "h.\(l).\(site)",
+                                    result: .init(alpha: 0.5, scales: s, loss: 0, plainLoss: 0, losses: [])))
             }
         }
-        let scaling = AWQScaling(search: AWQScaleSearch(), sampleRows: 0, embedding: c.embeddingSize, blocks: c.layerCount, layers: layers)
-        let folded = try GPT2Model(source: PreparedWeightSource(base: run.weights, preparation: scaling))
+        let scaling = try AWQScaling(search: AWQScaleSearch(), sampleRows: 0, source: run.weights, config: c, layers: layers)
+        let folded = try (PreparedWeightSource(base: run.weights, preparation: scaling)).makeModel()
         XCTAssertNotEqual(try PreparedWeightSource(base: run.weights, preparation: scaling).floats("h.1.ln_1.weight"), try run.weights.floats("h.1.ln_1.weight"))
         let tokens = Array(run.windows.windows[0].prefix(64))
         let a = logits(run.model, tokens), b = logits(folded, tokens)
@@ -58,10 +59,10 @@ final class AWQTests: XCTestCase {
             XCTAssertLessThanOrEqual(r.loss, r.plainLoss)
             if r.loss < r.plainLoss * 0.999 { strictWins += 1 }
 
-            let name = "h.\(layer.layer).\(layer.linear.rawValue).weight"
+            let name = layer.name + ".weight"
             let shape = run.weights.shapes[name]!
             let w = try run.weights.floats(name)
-            let x = sample.rows(layer: layer.layer, layer.linear, width: shape[0])
+            let x = sample.rows(layer: layer.layer, layer.site, width: shape[0])
             XCTAssertEqual(x.rows, 256)
             let plain = try Self.objective(x.values, rows: x.rows, w, shape: shape, scales: [Float](repeating: 1, count: shape[0]))
             let chosen = try Self.objective(x.values, rows: x.rows, w, shape: shape, scales: r.scales)
@@ -91,7 +92,7 @@ final class AWQTests: XCTestCase {
         XCTAssertEqual(info["granularity"]?.stringValue, "group:128")
         XCTAssertEqual(info["compute"]?.stringValue, "f32")
         XCTAssertEqual(info["parameters"]?["awq_alpha"]?.arrayValue?.count, run.model.config.layerCount)
-        let record = file.file.tensors.first { GPT2Names.canonical($0.name) == "h.0.attn.c_attn.weight" }
+        let record = file.file.tensors.first { GPT2Family().canonicalName($0.name) == "h.0.attn.c_attn.weight" }
         XCTAssertEqual(record?.quantization?.bits, 4)
         XCTAssertEqual(record?.quantization?.method, "simquant")
         XCTAssertNotNil(file.shapes["eqm.awq.h.0.attn.c_attn.scales"])
@@ -119,12 +120,12 @@ final class AWQTests: XCTestCase {
         guard let run = try CalibratedFixture.run() else { throw XCTSkip("tiny-gpt2 fixture or calibration text absent") }
         let tokens = try CalibratedFixture.evaluationText(run)
         let salient = PreparedWeightSource(base: run.weights, preparation: SalientChannels(layers: run.model.config.layerCount, embedding: run.model.config.embeddingSize, factor: 16))
-        let model = try GPT2Model(source: salient)
+        let model = try salient.makeModel()
         let stats = ActivationStatistics.collect(model: model, windows: run.windows.windows, context: ComputeContext(mode: .f32, threads: 2))
         let sample = LinearInputSample.collect(model: model, windows: run.windows.windows, threads: 2)
         let scaling = try AWQScaling(source: salient, statistics: stats, sample: sample, search: AWQScaleSearch(), threads: 2)
-        for layer in scaling.layers where layer.linear != .attentionProjection {
-            XCTAssertGreaterThanOrEqual(layer.result.alpha, 0.5, "h.\(layer.layer).\(layer.linear.rawValue) should scale its salient channels")
+        for layer in scaling.layers where layer.site != .attentionOutput {
+            XCTAssertGreaterThanOrEqual(layer.result.alpha, 0.5, "\(layer.name) should scale its salient channels")
         }
         func quantized(_ preparation: (any ModelPreparation)?) -> QuantizingWeightSource {
             QuantizingWeightSource(base: salient, method: SimQuant(bits: 4), granularity: .group(128), keep: ["wte", "wpe"], preparation: preparation)
@@ -156,7 +157,7 @@ final class AWQTests: XCTestCase {
         return total / Double(rows * n)
     }
 
-    func logits(_ model: GPT2Model, _ tokens: [Int32]) -> [Float] {
+    func logits(_ model: DecoderModel, _ tokens: [Int32]) -> [Float] {
         let context = ComputeContext(mode: .f32, threads: 2)
         let hidden = model.hiddenStates(tokens, context: context)
         var out = [Float](repeating: 0, count: tokens.count * model.config.vocabSize)

@@ -37,18 +37,18 @@ enum CalibratedFixture {
     /// Perplexity of `tokens` under the model `source` holds, in `mode` (nil: what the source prefers).
     static func perplexity(_ source: any WeightSource, _ tokens: [Int32], mode: ComputeMode? = nil) throws -> Double {
         let m = mode ?? (source.prefersInt8Compute ? .int8 : .f32)
-        let model = try GPT2Model(source: source, quantizeDenseForInt8: m == .int8)
+        let model = try source.makeModel(quantizeDenseForInt8: m == .int8)
         let evaluator = PerplexityEvaluator(model: model, context: ComputeContext(mode: m, threads: 2),
                                             protocolSettings: PerplexityProtocol(contextLength: CalibratedFixture.length))
-        return evaluator.evaluate(tokens).perplexity
+        return try evaluator.evaluate(tokens).perplexity
     }
 
     /// Mean KL(p_reference ‖ p_model) per position over `tokens` in windows of `length`: how far
     /// a quantized model's predictions moved from the f32 model's. Unlike perplexity on a text
     /// the model was not trained for (where noise can even lower the perplexity), it only
     /// measures damage.
-    static func divergence(from reference: GPT2Model, _ source: any WeightSource, _ tokens: [Int32]) throws -> Double {
-        let model = try GPT2Model(source: source)
+    static func divergence(from reference: DecoderModel, _ source: any WeightSource, _ tokens: [Int32]) throws -> Double {
+        let model = try source.makeModel()
         let context = ComputeContext(mode: .f32, threads: 2)
         let v = reference.config.vocabSize
         var total = 0.0, positions = 0
@@ -62,7 +62,7 @@ enum CalibratedFixture {
     }
 
     /// log-softmax of the logits of every position of `window`, [T, vocab].
-    static func logProbabilities(_ model: GPT2Model, _ window: [Int32], _ context: ComputeContext) -> [Float] {
+    static func logProbabilities(_ model: DecoderModel, _ window: [Int32], _ context: ComputeContext) -> [Float] {
         let v = model.config.vocabSize
         let hidden = model.hiddenStates(window, context: context)
         var out = [Float](repeating: 0, count: window.count * v)

@@ -17,7 +17,7 @@ final class CalibratedMethodTests: XCTestCase {
     }
 
     func logits(_ source: any WeightSource, _ ids: [Int32], mode: ComputeMode = .f32) throws -> [Float] {
-        let model = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
+        let model = try source.makeModel(quantizeDenseForInt8: mode == .int8)
         let context = ComputeContext(mode: mode, threads: 2)
         let hidden = model.hiddenStates(ids, context: context)
         var out = [Float](repeating: 0, count: ids.count * model.config.vocabSize)
@@ -37,22 +37,22 @@ final class CalibratedMethodTests: XCTestCase {
         XCTAssertThrowsError(try CalibrationSet(tokens: tokens, samples: 11, length: 100, seed: 1)) {
             XCTAssertTrue("\($0)".contains("1000 tokens is too short for 11 windows of 100 tokens"), "\($0)")
         }
-        let tokenizer = try GPT2Tokenizer.load(directory: Self.fixture)
+        let tokenizer = try BPETokenizer.load(directory: Self.fixture)
         XCTAssertThrowsError(try CalibrationSet(path: dir + "/none.txt", tokenizer: tokenizer, samples: 1, length: 8, seed: 0)) {
             XCTAssertTrue("\($0)".contains("calibration text not found"), "\($0)")
         }
         // The same run twice gives the same statistics.
         let r1 = try calibrationRun(samples: 4), r2 = try calibrationRun(samples: 4)
         XCTAssertEqual(r1.windows.windows, r2.windows.windows)
-        XCTAssertEqual(r1.activations.absMax[2][.feedForward], r2.activations.absMax[2][.feedForward])
+        XCTAssertEqual(r1.activations.absMax[2][.mlpInput], r2.activations.absMax[2][.mlpInput])
     }
 
     /// X·W = (X·diag(s)⁻¹)·(diag(s)·W): smoothing alone must not change the f32 model.
     func testSmoothingLeavesF32LogitsUnchanged() throws {
         let run = try calibrationRun()
         let base = try SafetensorsWeightSource(model: SafetensorsModel(path: Self.fixture))
-        let smoothing = try SmoothQuant(source: base, statistics: run.activations, layers: 4, alpha: 0.5)
-        XCTAssertTrue(smoothing.scales.allSatisfy { $0.attention.contains { abs($0 - 1) > 0.05 } }, "the scales do something")
+        let smoothing = try SmoothQuant(source: base, statistics: run.activations, config: run.config, alpha: 0.5)
+        XCTAssertTrue(smoothing.scaling.scales.allSatisfy { $0[.attentionInput]!.contains { abs($0 - 1) > 0.05 } }, "the scales do something")
         let ids = Array(run.windows.windows[0].prefix(64))
         let before = try logits(base, ids), after = try logits(PreparedWeightSource(base: base, preparation: smoothing), ids)
         let err = zip(before, after).map { abs($0 - $1) }.max()! / before.map(abs).max()!
@@ -74,10 +74,10 @@ final class CalibratedMethodTests: XCTestCase {
         let weights = try EQMWeightSource(file: file)
         XCTAssertTrue(weights.prefersInt8Compute)
 
-        let tokens = Array(try EvaluationSetup.tokens(ofTextFile: Self.text, tokenizer: GPT2Tokenizer.load(directory: Self.fixture), threads: 2).prefix(8192))
+        let tokens = Array(try EvaluationSetup.tokens(ofTextFile: Self.text, tokenizer: BPETokenizer.load(directory: Self.fixture), threads: 2).prefix(8192))
         func ppl(_ s: any WeightSource, _ mode: ComputeMode) throws -> Double {
-            let m = try GPT2Model(source: s, quantizeDenseForInt8: mode == .int8)
-            return PerplexityEvaluator(model: m, context: ComputeContext(mode: mode, threads: 2), protocolSettings: PerplexityProtocol(contextLength: 256)).evaluate(tokens).perplexity
+            let m = try s.makeModel(quantizeDenseForInt8: mode == .int8)
+            return try PerplexityEvaluator(model: m, context: ComputeContext(mode: mode, threads: 2), protocolSettings: PerplexityProtocol(contextLength: 256)).evaluate(tokens).perplexity
         }
         let f32 = try ppl(SafetensorsWeightSource(model: source), .f32)
         let smooth = try ppl(weights, .int8)

@@ -15,7 +15,7 @@ final class DistillationBlockTests: XCTestCase {
     /// generic over its number type, so the identical forward/backward code runs in Double,
     /// where h = 1e-5 gives errors around 1e-10, and the bound can be 1e-6.
     func testGradientsMatchFiniteDifferences() {
-        let config = GPT2Config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2)
+        let config = GPT2Family.config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2)
         let windows = 2, tokens = 5, e = 8
         let weights = DistillationFixtures.randomBlock(config, seed: 7)
         var rng = SeededNormals(seed: 99)
@@ -61,7 +61,7 @@ final class DistillationBlockTests: XCTestCase {
 
     /// The f32 path (oneDNN sgemm, threads) computes what the f64 path (plain loops) does.
     func testFloatPathMatchesDoublePath() {
-        let config = GPT2Config(vocabSize: 16, contextLength: 16, embeddingSize: 32, layerCount: 1, headCount: 4)
+        let config = GPT2Family.config(vocabSize: 16, contextLength: 16, embeddingSize: 32, layerCount: 1, headCount: 4)
         let windows = 3, tokens = 11, e = 32
         let wd = DistillationFixtures.randomBlock(config, seed: 3)
         var rng = SeededNormals(seed: 4)
@@ -86,9 +86,9 @@ final class DistillationBlockTests: XCTestCase {
     /// With float weights, the trainable forward pass reproduces the inference model's block
     /// (block inputs and outputs seen through the public observer).
     func testForwardMatchesInferenceBlock() throws {
-        let config = GPT2Config(vocabSize: 64, contextLength: 32, embeddingSize: 32, layerCount: 2, headCount: 4)
+        let config = GPT2Family.config(vocabSize: 64, contextLength: 32, embeddingSize: 32, layerCount: 2, headCount: 4)
         let source = RandomGPT2Source(config: config, seed: 11)
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let tokens: [Int32] = (0..<20).map { Int32(($0 * 37 + 5) % 64) }
         let recorder = BlockRecorder()
         _ = model.hiddenStates(tokens, context: context, observer: recorder)
@@ -100,7 +100,7 @@ final class DistillationBlockTests: XCTestCase {
     }
 
     func testBlockWeightsLayout() {
-        let config = GPT2Config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2, innerSize: 20)
+        let config = GPT2Family.config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2, innerSize: 20)
         var w = BlockWeights<Float>(zerosFor: config)
         // 2·8 + (8·24 + 24) + (8·8 + 8) + 2·8 + (8·20 + 20) + (20·8 + 8)
         XCTAssertEqual(w.values.count, 16 + 216 + 72 + 16 + 180 + 168)

@@ -18,7 +18,7 @@ struct SeededNormals {
 enum DistillationFixtures {
     /// A random block: weights large enough that attention is far from uniform and the
     /// GELU is exercised on both sides of zero.
-    static func randomBlock(_ config: GPT2Config, seed: UInt64) -> BlockWeights<Double> {
+    static func randomBlock(_ config: ModelConfig, seed: UInt64) -> BlockWeights<Double> {
         var rng = SeededNormals(seed: seed)
         var tensors: [BlockTensor: [Double]] = [:]
         for t in BlockTensor.allCases {
@@ -42,10 +42,10 @@ enum DistillationFixtures {
 
 /// A GPT-2 held in memory with random weights, as a `WeightSource`.
 final class RandomGPT2Source: WeightSource, @unchecked Sendable {
-    let config: GPT2Config
+    let config: ModelConfig
     private var tensors: [String: ([Int], [Float])] = [:]
 
-    init(config c: GPT2Config, seed: UInt64) {
+    init(config c: ModelConfig, seed: UInt64) {
         config = c
         var rng = SeededNormals(seed: seed)
         tensors["wte.weight"] = ([c.vocabSize, c.embeddingSize], rng.normals(c.vocabSize * c.embeddingSize, std: 0.5).map(Float.init))
@@ -59,10 +59,12 @@ final class RandomGPT2Source: WeightSource, @unchecked Sendable {
     }
 
     var origin: String { "random-gpt2" }
+    var family: any ModelFamily { GPT2Family() }
     var configJSON: JSONValue? {
         .makeObject([("n_embd", JSONValue(config.embeddingSize)), ("n_layer", JSONValue(config.layerCount)),
                      ("n_head", JSONValue(config.headCount)), ("n_positions", JSONValue(config.contextLength)),
-                     ("vocab_size", JSONValue(config.vocabSize)), ("layer_norm_epsilon", JSONValue(1e-5))])
+                     ("vocab_size", JSONValue(config.vocabSize)), ("layer_norm_epsilon", JSONValue(1e-5)),
+                     ("n_inner", JSONValue(config.innerSize))])
     }
     var shapes: [String: [Int]] { tensors.mapValues { $0.0 } }
     func floats(_ name: String) throws -> [Float] {

@@ -3,7 +3,7 @@ import XCTest
 
 /// Fake quantization, Adam, the mini-batch order and the LKD loop on a random model.
 final class DistillationTrainingTests: XCTestCase {
-    let config = GPT2Config(vocabSize: 64, contextLength: 32, embeddingSize: 32, layerCount: 3, headCount: 4)
+    let config = GPT2Family.config(vocabSize: 64, contextLength: 32, embeddingSize: 32, layerCount: 3, headCount: 4)
 
     // MARK: Fake quantization
 
@@ -145,7 +145,7 @@ final class DistillationTrainingTests: XCTestCase {
         XCTAssertNil(first.values(of: "wte.weight"))
         XCTAssertNil(first.values(of: "h.7.ln_1.weight"))
 
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let context = ComputeContext(threads: 2)
         let recorder = BlockRecorder()
         for w in calibration { _ = model.hiddenStates(w, context: context, observer: recorder) }

@@ -14,7 +14,7 @@ final class HostileCLITests: XCTestCase {
     func tokenizerBomb() throws -> String {
         var b = EQMBuilder()
         let i = b.add(frame: lyingZstdFrame(contentSize: 1 << 34), size: 1 << 34)
-        let config = try JSONValue.parse(InputFile.read(TestFiles.fixture("golden/source/config.json")))
+        let config = try JSONValue.parse(InputFiles.read(TestFiles.fixture("golden/source/config.json"), what: "config"))
         let header = JSONValue.makeObject([
             ("alignment", 64),
             ("metadata", .makeObject([("model", .makeObject([("architecture", "gpt2"), ("config", config)])),
@@ -63,9 +63,10 @@ final class HostileCLITests: XCTestCase {
         try refuses("eqconvert", [fifo, dir + "/out.eqm"], naming: fifo)
     }
 
+    /// An .eqm file given where the original is wanted (eqinspect --compare) is named as such.
     func testToolsNameTheFormatTheyWereGiven() throws {
-        let gguf = TestFiles.fixture("gguf/all_types.gguf")
-        let message = try refuses("eqconvert", [gguf, dir + "/out.eqm"], naming: gguf)
-        XCTAssertTrue(message.contains("this is a GGUF file"), message)
+        let eqm = TestFiles.fixture("golden/golden-v1.0.eqm")
+        let message = try refuses("eqinspect", [eqm, "--compare", eqm], naming: eqm)
+        XCTAssertTrue(message.contains("this is an .eqm file, not safetensors"), message)
     }
 }

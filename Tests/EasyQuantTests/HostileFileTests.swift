@@ -240,7 +240,7 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         let expected = "\(fifo): is a FIFO (named pipe), not a regular file; EasyQuant reads only regular files (copy the data into a file first)"
         XCTAssertEqual(hostileError(fifo) { _ = try MappedFile(path: fifo) }, expected)
-        XCTAssertEqual(hostileError(fifo) { _ = try InputFile.read(fifo) }, expected)
+        XCTAssertEqual(hostileError(fifo) { _ = try InputFiles.read(fifo, what: "test file") }, expected)
         XCTAssertEqual(hostileError(fifo) { _ = try SafetensorsFile(path: fifo) }, expected)
         XCTAssertEqual(hostileError(fifo) { _ = try SafetensorsModel(path: fifo) }, expected)
         XCTAssertEqual(hostileError(fifo) { _ = try EQMFile(path: fifo) }, expected)
@@ -250,7 +250,7 @@ final class HostileFileTests: XCTestCase {
         XCTAssertFalse(GGUFFile.isGGUF(path: fifo))
         XCTAssertEqual(InputFile.kind(of: fifo), .special("a FIFO (named pipe)"))
 
-        XCTAssertEqual(hostileError("/dev/zero") { _ = try InputFile.read("/dev/zero") },
+        XCTAssertEqual(hostileError("/dev/zero") { _ = try InputFiles.read("/dev/zero", what: "test file") },
                        "/dev/zero: is a character device, not a regular file; EasyQuant reads only regular files (copy the data into a file first)")
         XCTAssertEqual(hostileError(dir) { _ = try MappedFile(path: dir) }, "\(dir!): is a directory where a file is expected; give the file itself")
         XCTAssertEqual(hostileError(dir + "/none") { _ = try MappedFile(path: dir + "/none") }, "\(dir!)/none: cannot open: no such file")
@@ -278,7 +278,7 @@ final class HostileFileTests: XCTestCase {
         try FileManager.default.copyItem(atPath: TestFiles.fixture("tiny-gpt2/merges.txt"), toPath: tok + "/merges.txt")
         XCTAssertEqual(hostileError(tok) { _ = try SafetensorsModel(path: tok) },
                        "\(tok)/vocab.json: is a FIFO (named pipe), not a regular file; EasyQuant reads only regular files (copy the data into a file first)")
-        XCTAssertThrowsError(try GPT2Tokenizer.load(directory: tok)) {
+        XCTAssertThrowsError(try BPETokenizer.load(directory: tok)) {
             XCTAssertEqual("\($0)", "\(tok)/vocab.json: cannot read: is a FIFO (named pipe), not a regular file; EasyQuant reads only regular files (copy the data into a file first); check that the file exists and is readable")
         }
         let sharded = dir + "/sharded"
@@ -380,7 +380,7 @@ final class HostileFileTests: XCTestCase {
             for f in try FileManager.default.contentsOfDirectory(atPath: source) where f != SafetensorsModel.indexFileName {
                 try FileManager.default.copyItem(atPath: source + "/" + f, toPath: folder + "/" + f)
             }
-            let original = try JSONValue.parse(InputFile.read(source + "/" + SafetensorsModel.indexFileName))
+            let original = try JSONValue.parse(InputFiles.read(source + "/" + SafetensorsModel.indexFileName, what: "index"))
             var map = original["weight_map"]!.objectMembers!
             index(&map)
             try JSONValue.makeObject([("weight_map", .object(map))]).serialized()
@@ -419,17 +419,16 @@ final class HostileFileTests: XCTestCase {
 
     /// fuzz-tokenizer, first minute: an added token that gives a model.vocab id another text
     /// (`<|endoftextl>` for id 300, `<|endoftext|>` in the vocabulary) loaded, and then its
-    /// special token decoded to different bytes than it encoded. Now refused, as model.vocab's
-    /// own duplicate ids are.
+    /// special token decoded to different bytes than it encoded. The tokenizer work, merged
+    /// since, refuses it by itself; this keeps the fuzzer's case.
     func testAddedTokenContradictingTheVocabularyIsRefused() {
-        let json = #"{"model":{"type":"BPE","vocab":{"a":0,"<|endoftext|>":1},"merges":[]},"added_tokens":[{"id":1,"content":"<|endoftextl>","special":true}]}"#
-        XCTAssertThrowsError(try GPT2Tokenizer(tokenizerJSON: Array(json.utf8))) {
-            XCTAssertTrue("\($0)".hasPrefix("tokenizer.json: not a byte-level BPE vocabulary: id 1 is given to both "), "\($0)")
+        let json = #"{"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"model":{"type":"BPE","vocab":{"a":0,"<|endoftext|>":1},"merges":[]},"added_tokens":[{"id":1,"content":"<|endoftextl>","special":true}]}"#
+        XCTAssertThrowsError(try BPETokenizer(tokenizerJSON: Array(json.utf8))) {
+            XCTAssertTrue("\($0)".hasPrefix("tokenizer.json: "), "\($0)")
+            XCTAssertTrue("\($0)".contains(#"added_tokens[0] "<|endoftextl>" has id 1, which model.vocab gives to "<|endoftext|>""#), "\($0)")
         }
         let agreeing = json.replacingOccurrences(of: "endoftextl", with: "endoftext|")
-        XCTAssertThrowsError(try GPT2Tokenizer(tokenizerJSON: Array(agreeing.utf8))) {
-            XCTAssertFalse("\($0)".contains("is given to both"), "an added token that repeats its entry is fine: \($0)")
-        }
+        XCTAssertNoThrow(try BPETokenizer(tokenizerJSON: Array(agreeing.utf8)), "an added token that repeats its entry is fine")
     }
 
     /// fuzz-eqm, after 7 minutes: a tokenizer file named "tok\nizer.json" whose entry is not a

@@ -72,22 +72,22 @@ final class LLMInt8Tests: XCTestCase {
         XCTAssertEqual(LLMInt8Decomposition.selectOutliers(absMax: [1, 2, 3], threshold: 6), [])
 
         // One block, E = 8; statistics made by hand through the observer interface.
-        let config = GPT2Config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2)
+        let config = GPT2Family.config(vocabSize: 16, contextLength: 8, embeddingSize: 8, layerCount: 1, headCount: 2)
         let source = RandomGPT2Source(config: config, seed: 5)
         let stats = ActivationStatistics(layers: 1)
-        let peaks: [BlockLinear: [Int: Float]] = [.attention: [2: 9, 5: -6.5], .attentionProjection: [:],
-                                                  .feedForward: [0: 6, 7: 100], .feedForwardProjection: [31: 7]]
-        for linear in BlockLinear.allCases {
-            let width = linear == .feedForwardProjection ? 32 : 8
+        let peaks: [InputSite: [Int: Float]] = [.attentionInput: [2: 9, 5: -6.5], .attentionOutput: [:],
+                                                .mlpInput: [0: 6, 7: 100], .mlpHidden: [31: 7]]
+        for site in InputSite.allCases {
+            let width = site == .mlpHidden ? 32 : 8
             var x = [Float](repeating: 0.25, count: 3 * width)
-            for (j, v) in peaks[linear]! { x[width + j] = v }   // the peak in the second token only
-            x.withUnsafeBufferPointer { stats.linearInput(layer: 0, linear, $0, tokens: 3) }
+            for (j, v) in peaks[site]! { x[width + j] = v }   // the peak in the second token only
+            x.withUnsafeBufferPointer { stats.linearInput(layer: 0, site, $0, tokens: 3) }
         }
-        let llm = try LLMInt8Decomposition(source: source, statistics: stats, layers: 1, threshold: 6)
-        XCTAssertEqual(llm.outlierFeatures[0][.attention], [2, 5])
-        XCTAssertEqual(llm.outlierFeatures[0][.attentionProjection], [])
-        XCTAssertEqual(llm.outlierFeatures[0][.feedForward], [7], "6 itself does not exceed the threshold")
-        XCTAssertEqual(llm.outlierFeatures[0][.feedForwardProjection], [31])
+        let llm = try LLMInt8Decomposition(source: source, statistics: stats, config: config, threshold: 6)
+        XCTAssertEqual(llm.outlierFeatures[0][.attentionInput], [2, 5])
+        XCTAssertEqual(llm.outlierFeatures[0][.attentionOutput], [])
+        XCTAssertEqual(llm.outlierFeatures[0][.mlpInput], [7], "6 itself does not exceed the threshold")
+        XCTAssertEqual(llm.outlierFeatures[0][.mlpHidden], [31])
 
         // What is stored: outlier rows zeroed in the weight, cut out exactly into the extra tensors.
         let name = "h.0.attn.c_attn.weight"
@@ -153,7 +153,8 @@ final class LLMInt8Tests: XCTestCase {
             _ = try SafetensorsExporter().export(file.file, to: exported)
             let plainFloats = try SafetensorsWeightSource(model: SafetensorsModel(path: exported))
             if threshold != 6 {
-                let names = (0..<run.model.config.layerCount).flatMap { l in BlockLinear.allCases.map { "h.\(l).\($0.rawValue).weight" } }
+                let structure = GPT2Family().blockStructure(run.config)
+                let names = (0..<run.config.layerCount).flatMap { l in structure.linears.map { "h.\(l).\($0.weight)" } }
                 let name = try XCTUnwrap(names.first { (try? file.outliers($0)) != nil })
                 let part = try XCTUnwrap(try file.outliers(name))
                 let original = try run.weights.floats(name), back = try plainFloats.floats(name)

@@ -12,7 +12,7 @@ final class ModelComputeTests: XCTestCase {
         return try! EvaluationSetup.tokens(ofTextFile: text, tokenizer: EvaluationSetup.tokenizer(for: source, override: nil), threads: 2)
     }()
 
-    func logits(_ model: GPT2Model, hidden: [Float], rows: Int, context: ComputeContext) -> [Float] {
+    func logits(_ model: DecoderModel, hidden: [Float], rows: Int, context: ComputeContext) -> [Float] {
         var out = [Float](repeating: 0, count: rows * model.config.vocabSize)
         hidden.withUnsafeBufferPointer { h in
             out.withUnsafeMutableBufferPointer { model.logits(h.baseAddress!, rows: rows, into: $0.baseAddress!, context: context) }
@@ -30,7 +30,7 @@ final class ModelComputeTests: XCTestCase {
         let base = try openWeightSource(path: Self.fixture)
         for (method, granularity) in [("absmax", Granularity.channel), ("zeropoint", .channel), ("simquant", .group(32))] {
             let source = QuantizingWeightSource(base: base, method: try QuantizationMethods.make(method), granularity: granularity)
-            let model = try GPT2Model(source: source)
+            let model = try source.makeModel()
             let ids = Array(Self.fixtureTokens.prefix(128))
             let f32 = ComputeContext(mode: .f32, threads: 2), int8 = ComputeContext(mode: .int8, threads: 2)
             let a = logits(model, hidden: model.hiddenStates(ids, context: f32), rows: ids.count, context: f32)
@@ -43,7 +43,7 @@ final class ModelComputeTests: XCTestCase {
 
     /// Decoding token by token with a cache gives the logits of the whole-window pass.
     func testIncrementalDecodingMatchesTheWindowPass() throws {
-        let model = try GPT2Model(source: openWeightSource(path: Self.fixture))
+        let model = try (openWeightSource(path: Self.fixture)).makeModel()
         let context = ComputeContext(threads: 2)
         let ids = Array(Self.fixtureTokens.prefix(40))
         let window = logits(model, hidden: model.hiddenStates(ids, context: context), rows: ids.count, context: context)
@@ -62,10 +62,10 @@ final class ModelComputeTests: XCTestCase {
     /// in-place rounding gives.
     func testQuantizedCacheSeesWhatTheWindowPassRounds() throws {
         let source = try openWeightSource(path: Self.fixture)
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let ids = Array(Self.fixtureTokens.prefix(48))
         // Key ranges from a short calibration over other text.
-        let calibration = KVCalibration(layers: model.config.layerCount, embedding: model.config.embeddingSize, expectedTokens: 512)
+        let calibration = KVCalibration(layers: model.config.layerCount, width: model.config.kvSize, expectedTokens: 512)
         _ = model.hiddenStates(Array(Self.fixtureTokens[1000..<1256]), context: ComputeContext(threads: 2), observer: calibration)
         _ = model.hiddenStates(Array(Self.fixtureTokens[2000..<2256]), context: ComputeContext(threads: 2), observer: calibration)
         for (bits, outliers) in [(4, 0.0), (2, 1.0)] {
@@ -97,51 +97,51 @@ final class ModelComputeTests: XCTestCase {
     func testGreedyGenerationMatchesTransformers() throws {
         let ref = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: TestFiles.fixture("reference/tiny-gpt2-generation.json")))))
         let source = try openWeightSource(path: Self.fixture)
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let tokenizer = try EvaluationSetup.tokenizer(for: source, override: nil)
         let generator = TextGenerator(model: model, context: ComputeContext(threads: 2), endOfText: tokenizer.endOfTextID)
         for c in ref["cases"]!.arrayValue! {
             let prompt = tokenizer.encode(c["prompt"]!.stringValue!)
             XCTAssertEqual(prompt.map(Int.init), c["prompt_ids"]!.arrayValue!.map { $0.intValue! })
-            let result = generator.generate(prompt: prompt, maxNewTokens: ref["new_tokens"]!.intValue!)
+            let result = try generator.generate(prompt: prompt, maxNewTokens: ref["new_tokens"]!.intValue!)
             XCTAssertEqual(result.generated.map(Int.init), c["generated_ids"]!.arrayValue!.map { $0.intValue! }, c["prompt"]!.stringValue!)
         }
     }
 
     func testSamplingIsSeededAndRespectsTopK() throws {
         let source = try openWeightSource(path: Self.fixture)
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let generator = TextGenerator(model: model, context: ComputeContext(threads: 2))
         let prompt = Array(Self.fixtureTokens.prefix(5))
-        let a = generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 1, topK: 40, seed: 7))
-        let b = generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 1, topK: 40, seed: 7))
-        let c = generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 1, topK: 40, seed: 8))
+        let a = try generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 1, topK: 40, seed: 7))
+        let b = try generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 1, topK: 40, seed: 7))
+        let c = try generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 1, topK: 40, seed: 8))
         XCTAssertEqual(a.generated, b.generated)
         XCTAssertNotEqual(a.generated, c.generated)
         // top-k 1 is greedy.
-        let greedy = generator.generate(prompt: prompt, maxNewTokens: 20)
-        let top1 = generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3))
+        let greedy = try generator.generate(prompt: prompt, maxNewTokens: 20)
+        let top1 = try generator.generate(prompt: prompt, maxNewTokens: 20, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3))
         XCTAssertEqual(greedy.generated, top1.generated)
     }
 
     /// A model compared with itself: no divergence, full agreement; a quantized model: some.
     func testReferenceComparison() throws {
         let base = try openWeightSource(path: Self.fixture)
-        let model = try GPT2Model(source: base)
+        let model = try base.makeModel()
         let tokens = Array(Self.fixtureTokens.prefix(600))
         let settings = PerplexityProtocol(contextLength: 256)
-        let same = ReferenceComparison(model: model, modelContext: ComputeContext(threads: 2), reference: model,
+        let same = try ReferenceComparison(model: model, modelContext: ComputeContext(threads: 2), reference: model,
                                        referenceContext: ComputeContext(threads: 2), protocolSettings: settings).evaluate(tokens)
         XCTAssertEqual(same.meanKL, 0, accuracy: 1e-9)
         XCTAssertEqual(same.top1Agreement, 1)
         XCTAssertEqual(same.logitRMS, 0)
         XCTAssertEqual(same.model.perplexity, same.reference.perplexity)
-        let plain = PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings).evaluate(tokens)
+        let plain = try PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings).evaluate(tokens)
         // Logits are computed in chunks of other sizes there, so the last bits may differ.
         XCTAssertEqual(same.reference.perplexity, plain.perplexity, accuracy: plain.perplexity * 1e-6)
 
-        let q4 = try GPT2Model(source: QuantizingWeightSource(base: base, method: SimQuant(bits: 4), granularity: .group(32)))
-        let diff = ReferenceComparison(model: q4, modelContext: ComputeContext(threads: 2), reference: model,
+        let q4 = try (QuantizingWeightSource(base: base, method: SimQuant(bits: 4), granularity: .group(32))).makeModel()
+        let diff = try ReferenceComparison(model: q4, modelContext: ComputeContext(threads: 2), reference: model,
                                        referenceContext: ComputeContext(threads: 2), protocolSettings: settings).evaluate(tokens)
         XCTAssertGreaterThan(diff.meanKL, 1e-4)
         XCTAssertGreaterThanOrEqual(diff.p99KL, diff.meanKL)

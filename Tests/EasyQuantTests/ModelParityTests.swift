@@ -19,7 +19,7 @@ final class ModelParityTests: XCTestCase {
         return diff / Double(b.map { abs($0) }.max() ?? 1)
     }
 
-    func logits(_ model: GPT2Model, _ ids: [Int32], context: ComputeContext) -> [Float] {
+    func logits(_ model: DecoderModel, _ ids: [Int32], context: ComputeContext) -> [Float] {
         let hidden = model.hiddenStates(ids, context: context)
         var out = [Float](repeating: 0, count: ids.count * model.config.vocabSize)
         hidden.withUnsafeBufferPointer { h in
@@ -33,7 +33,7 @@ final class ModelParityTests: XCTestCase {
         let ids = reference["input_ids"]!.arrayValue!.map { Int32($0.intValue!) }
         let first = reference["logits_position0"]!.arrayValue!.map { Float($0.doubleValue!) }
         let last = reference["logits_last"]!.arrayValue!.map { Float($0.doubleValue!) }
-        let model = try GPT2Model(source: openWeightSource(path: Self.fixture))
+        let model = try (openWeightSource(path: Self.fixture)).makeModel()
         let v = model.config.vocabSize
         var perBackend: [[Float]] = []
         for backend in MatrixBackends.names {
@@ -52,7 +52,7 @@ final class ModelParityTests: XCTestCase {
         let rows = try Data(contentsOf: URL(fileURLWithPath: TestFiles.fixture("reference/tiny-gpt2-parity.logits.f32")))
         let refRows = rows.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let source = try openWeightSource(path: Self.fixture)
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let tokenizer = try EvaluationSetup.tokenizer(for: source, override: nil)
         let tokens = try EvaluationSetup.tokens(ofTextFile: Self.text, tokenizer: tokenizer, threads: 2)
         XCTAssertEqual(tokens.count, ref["text_tokens"]!.intValue!)
@@ -68,7 +68,7 @@ final class ModelParityTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4, "max relative error over the kept positions")
 
         let settings = PerplexityProtocol(contextLength: ref["ctx"]!.intValue!, stride: ref["stride"]!.intValue!)
-        let result = PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings)
+        let result = try PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings)
             .evaluate(Array(tokens.prefix(ref["evaluated_tokens"]!.intValue!)))
         XCTAssertEqual(result.scoredTokens, ref["scored_tokens"]!.intValue!)
         XCTAssertEqual(result.perplexity, ref["ppl"]!.doubleValue!, accuracy: ref["ppl"]!.doubleValue! * 1e-4)
@@ -78,13 +78,13 @@ final class ModelParityTests: XCTestCase {
     func testFixturePerplexitiesMatchTransformers() throws {
         let wiki = try json(Self.fixture + "/reference.json")["wikitext_test_hfjoin"]!
         let source = try openWeightSource(path: Self.fixture)
-        let model = try GPT2Model(source: source)
+        let model = try source.makeModel()
         let tokens = try EvaluationSetup.tokens(ofTextFile: Self.text, tokenizer: EvaluationSetup.tokenizer(for: source, override: nil), threads: 2)
         XCTAssertEqual(tokens.count, wiki["tokens"]!.intValue!)
         XCTAssertEqual(tokens.prefix(64).map(Int.init), wiki["first_ids"]!.arrayValue!.map { $0.intValue! })
         for run in wiki["perplexity"]!.arrayValue! where run["first_tokens"]!.intValue! <= 4096 {
             let settings = PerplexityProtocol(contextLength: run["window"]!.intValue!, stride: run["stride"]!.intValue!)
-            let r = PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings)
+            let r = try PerplexityEvaluator(model: model, context: ComputeContext(threads: 2), protocolSettings: settings)
                 .evaluate(Array(tokens.prefix(run["first_tokens"]!.intValue!)))
             XCTAssertEqual(r.scoredTokens, run["scored_tokens"]!.intValue!)
             let want = run["ppl"]!.doubleValue!
@@ -102,7 +102,7 @@ final class ModelParityTests: XCTestCase {
             let folder = root + "/" + variant
             let reference = try json(folder + "/reference.json")
             let ids = reference["input_ids"]!.arrayValue!.map { Int32($0.intValue!) }
-            let model = try GPT2Model(source: openWeightSource(path: folder))
+            let model = try (openWeightSource(path: folder)).makeModel()
             let v = model.config.vocabSize
             let l = logits(model, ids, context: ComputeContext(threads: 2))
             let first = reference["logits_position0"]!.arrayValue!.map { Float($0.doubleValue!) }
@@ -117,7 +117,7 @@ final class ModelParityTests: XCTestCase {
         let dir = try TestFiles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.copyItem(atPath: TestFiles.fixture("gpt2-variants/hub-style/model.safetensors"), toPath: dir + "/model.safetensors")
-        let model = try GPT2Model(source: openWeightSource(path: dir))
+        let model = try (openWeightSource(path: dir)).makeModel()
         // 32-wide embeddings are not a multiple of 64: one head is inferred, which is all
         // shapes can say; config.json is needed for the real head count.
         XCTAssertEqual(model.config.embeddingSize, 32)

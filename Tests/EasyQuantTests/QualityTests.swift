@@ -22,8 +22,8 @@ final class QualityTests: XCTestCase {
         let tokens = Array(try EvaluationSetup.tokens(ofTextFile: TestFiles.fixture("wikitext-2-raw/wiki.test.hfjoin.txt"),
                                                       tokenizer: tokenizer, threads: 2).prefix(8192))
         func perplexity(_ source: any WeightSource) throws -> Double {
-            let model = try GPT2Model(source: source)
-            return PerplexityEvaluator(model: model, context: ComputeContext(threads: 2),
+            let model = try source.makeModel()
+            return try PerplexityEvaluator(model: model, context: ComputeContext(threads: 2),
                                        protocolSettings: PerplexityProtocol(contextLength: model.config.contextLength)).evaluate(tokens).perplexity
         }
         let baseline = try perplexity(base)

@@ -52,7 +52,7 @@ final class TokenizerMergeRuleTests: XCTestCase {
 
     func testMergesWithWindowsLineEndingsAndNoVersionLine() throws {
         let merges = Array("a b\r\nb c\r\n".utf8)
-        let t = try GPT2Tokenizer(vocabJSON: SyntheticTokenizer.vocabJSON(extra: ["ab", "bc"]), merges: merges)
+        let t = try BPETokenizer(vocabJSON: SyntheticTokenizer.vocabJSON(extra: ["ab", "bc"]), merges: merges)
         XCTAssertEqual(t.encode("abc"), [256, c])
         XCTAssertEqual(t.vocabularySize, 258)
         XCTAssertNil(t.endOfTextID)

@@ -19,8 +19,8 @@ enum TokenizerFixtures {
     }
 
     /// The real GPT-2 tokenizer, loaded once for all tests.
-    static let gpt2: GPT2Tokenizer = {
-        do { return try GPT2Tokenizer.load(directory: tokenizerDirectory) } catch { fatalError("cannot load fixture tokenizer: \(error)") }
+    static let gpt2: BPETokenizer = {
+        do { return try BPETokenizer.load(directory: tokenizerDirectory) } catch { fatalError("cannot load fixture tokenizer: \(error)") }
     }()
 
     /// fixtures/reference/tokenizer-digests.json, written by scripts/tokenizer_reference.py.
@@ -56,12 +56,15 @@ enum SyntheticTokenizer {
         return Array(JSONValue.makeObject(members).serialized().utf8)
     }
 
+    /// The start of a tokenizer.json object whose pre-tokenizer is GPT-2's, followed by a comma.
+    static let gpt2PreTokenizer = #"{"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},"#
+
     static func mergesText(_ merges: [String]) -> [UInt8] {
         Array((["#version: 0.2"] + merges).joined(separator: "\n").appending("\n").utf8)
     }
 
-    static func make(extra: [String], merges: [String]) throws -> GPT2Tokenizer {
-        try GPT2Tokenizer(vocabJSON: vocabJSON(extra: extra), merges: mergesText(merges))
+    static func make(extra: [String], merges: [String]) throws -> BPETokenizer {
+        try BPETokenizer(vocabJSON: vocabJSON(extra: extra), merges: mergesText(merges))
     }
 }
 

@@ -1,16 +1,19 @@
 import Foundation
 
-/// AWQ (Lin et al., 2024): activation-aware weight quantization. Per linear layer, the
-/// input channels are scaled by s (chosen by `AWQScaleSearch`) before group-wise int4
-/// quantization, and 1/s is folded into the operation that produces the layer's input,
-/// so in f32 the model computes the same function:
+/// AWQ (Lin et al., 2024): activation-aware weight quantization. Per input site of a block
+/// (the linears that read the same activations, searched together as AWQ does for q/k/v),
+/// the input channels are scaled by s (chosen by `AWQScaleSearch`) before group-wise int4
+/// quantization, and 1/s is folded into the operation that produces the site's input
+/// (`ChannelScaling`), so in f32 the model computes the same function:
 ///
-/// - attn.c_attn: 1/s into ln_1's γ and β;
-/// - mlp.c_fc: 1/s into ln_2's γ and β;
-/// - attn.c_proj: 1/s into the value columns of attn.c_attn (weight and bias): attention
-///   is linear in the values (softmax rows sum to 1), so its output columns scale with them;
-/// - mlp.c_proj: its input comes through GELU, which is not homogeneous, so there is no
-///   linear operation to fold into. It is not searched and is quantized plainly (α = 0).
+/// - GPT-2: attn.c_attn ← ln_1, mlp.c_fc ← ln_2, attn.c_proj ← c_attn's value columns
+///   (attention is linear in the values: softmax rows sum to 1); mlp.c_proj reads GELU's
+///   output, which is not homogeneous, so there is nothing to fold into: it is not searched
+///   and is quantized plainly (α = 0).
+/// - Llama: q/k/v ← input_layernorm, gate/up ← post_attention_layernorm, down_proj ←
+///   up_proj's rows (down_proj reads silu(gate)·up, linear in up), o_proj ← v_proj's rows
+///   when every query head has its own value head; under grouped-query attention one value
+///   head feeds several query heads, so o_proj is quantized plainly (as the AWQ reference does).
 ///   The AWQ reference, for GELU models, stores an explicit scale that divides the GELU
 ///   output instead; that needs a model change, and on the tiny fixture the scale the
 ///   search picked for h.0.mlp.c_proj (α = 0.25, output MSE −1.2%) made the model's
@@ -26,129 +29,131 @@ import Foundation
 /// in one column, and min/max scale with it), so c_attn's quantized weight is the same up
 /// to those column factors, which c_proj's rows undo.
 public struct AWQScaling: ModelPreparation {
-    /// The search result of one linear layer.
+    /// The search result of one input site.
     public struct Layer: Sendable {
         public var layer: Int
-        public var linear: BlockLinear
+        public var site: InputSite
+        /// The site's first linear, as a canonical name without `.weight` (for tables).
+        public var name: String
         public var result: AWQScaleSearch.Result
-        public init(layer: Int, linear: BlockLinear, result: AWQScaleSearch.Result) {
-            self.layer = layer; self.linear = linear; self.result = result
+        public init(layer: Int, site: InputSite, name: String, result: AWQScaleSearch.Result) {
+            self.layer = layer; self.site = site; self.name = name; self.result = result
         }
     }
 
     public let search: AWQScaleSearch
     public let sampleRows: Int
-    public let embedding: Int
-    /// Every searched layer, block by block in the order of `searched`.
+    /// Every searched site, block by block.
     public let layers: [Layer]
-    private let scales: [[BlockLinear: [Float]]]
-    private let absMean: [[BlockLinear: [Float]]]
+    /// The folding of the chosen scales.
+    public let scaling: ChannelScaling
+    private let absMean: [[InputSite: [Float]]]
+    private let searchedSites: [InputSite]
+    /// Each searched site's first linear, named inside the block.
+    private let siteLinears: [String]
+    private let recordNames: [[InputSite: String]]
 
-    /// The linear layers whose scales can be folded into a preceding linear operation:
-    /// the ones AWQ searches and scales.
-    public static let searched: [BlockLinear] = [.attention, .attentionProjection, .feedForward]
+    /// The sites whose scales can be folded into a preceding linear operation: the ones AWQ
+    /// searches and scales.
+    public static func searched(_ structure: BlockStructure) -> [InputSite] {
+        structure.sites.filter {
+            switch structure.producers[$0] {
+            case .norm, .linear: return true
+            default: return false
+            }
+        }
+    }
 
-    /// Searches every block's linear layers on `sample`, with activation magnitudes from
-    /// `statistics`, in parallel over layers on `threads` threads.
+    /// Searches every block's sites on `sample`, with activation magnitudes from
+    /// `statistics`, in parallel over sites on `threads` threads.
     public init(source: any WeightSource, statistics: ActivationStatistics, sample: LinearInputSample, search: AWQScaleSearch,
                 threads: Int, progress: ((Int, Int) -> Void)? = nil) throws {
-        let config = try GPT2Config(json: source.configJSON, inferred: GPT2Config.infer(shapes: source.shapes), origin: source.origin)
-        let jobs = (0..<config.layerCount).flatMap { l in Self.searched.map { (l, $0) } }
+        let config = try source.modelConfig()
+        let family = source.family, structure = family.blockStructure(config)
+        let sites = Self.searched(structure)
+        let jobs = (0..<config.layerCount).flatMap { l in sites.map { (l, $0) } }
         var results = [Layer?](repeating: nil, count: jobs.count)
         let lock = Lock()
         var done = 0
         let means = statistics.absMean
         try Parallel.forEachThrowing(jobs.count, threads: threads) { i in
-            let (l, linear) = jobs[i]
-            let name = "h.\(l).\(linear.rawValue).weight"
-            guard let shape = source.shapes[name], let mean = means[l][linear] else {
-                throw ModelError.unsupported(origin: source.origin, reason: "no calibration statistics for h.\(l).\(linear.rawValue)")
+            let (l, site) = jobs[i]
+            guard let mean = means[l][site] else {
+                throw ModelError.unsupported(origin: source.origin, reason: "no calibration statistics for block \(l) \(site.rawValue)")
             }
-            let x = sample.rows(layer: l, linear, width: shape[0])
+            // The site's consumers side by side, [in, Σ out]: searched as one layer.
+            let consumers = structure.consumers(of: site)
+            var parts: [(values: [Float], outputs: Int)] = []
+            for consumer in consumers {
+                let name = family.blockTensorName(layer: l, consumer.weight)
+                let layout = try LinearWeightLayout(source, name, consumer, inputs: mean.count)
+                parts.append((layout.inputMajorCopy(try source.floats(name)), layout.outFeatures))
+            }
+            let outputs = parts.reduce(0) { $0 + $1.outputs }
+            var weight = [Float](repeating: 0, count: mean.count * outputs)
+            var column = 0
+            for part in parts {
+                for j in 0..<mean.count {
+                    for c in 0..<part.outputs { weight[j * outputs + column + c] = part.values[j * part.outputs + c] }
+                }
+                column += part.outputs
+            }
+            let x = sample.rows(layer: l, site, width: mean.count)
             let backend = MatrixBackends.named(MatrixBackends.names[0], threads: 1)!
-            let r = try search.search(inputs: x.values, rows: x.rows, weight: try source.floats(name), shape: shape,
+            let r = try search.search(inputs: x.values, rows: x.rows, weight: weight, shape: [mean.count, outputs],
                                       absMean: mean, backend: backend)
-            let layer = Layer(layer: l, linear: linear, result: r)
+            let layer = Layer(layer: l, site: site, name: family.blockTensorName(layer: l, consumers[0].name), result: r)
             // Under the lock, so that `progress` is never called from two threads at once.
             lock.withLock { results[i] = layer; done += 1; progress?(done, jobs.count) }
         }
-        self.init(search: search, sampleRows: sample.maximumRows, embedding: config.embeddingSize, blocks: config.layerCount,
-                  layers: results.map { $0! }, statistics: statistics)
+        try self.init(search: search, sampleRows: sample.maximumRows, source: source, config: config,
+                      layers: results.map { $0! }, statistics: statistics)
     }
 
-    /// Scaling from given results (`layers` must cover every searched linear of `blocks`
-    /// blocks); `statistics`, if given, supplies the activation magnitudes recorded in the file.
-    public init(search: AWQScaleSearch, sampleRows: Int, embedding: Int, blocks: Int, layers: [Layer],
-                statistics: ActivationStatistics? = nil) {
+    /// Scaling from given results (`layers` must cover every searched site of every block);
+    /// `statistics`, if given, supplies the activation magnitudes recorded in the file.
+    public init(search: AWQScaleSearch, sampleRows: Int, source: any WeightSource, config: ModelConfig, layers: [Layer],
+                statistics: ActivationStatistics? = nil) throws {
         self.search = search
         self.sampleRows = sampleRows
-        self.embedding = embedding
         self.layers = layers
-        var scales = Array(repeating: [BlockLinear: [Float]](), count: blocks)
-        var means = Array(repeating: [BlockLinear: [Float]](), count: blocks)
+        let structure = source.family.blockStructure(config)
+        searchedSites = Self.searched(structure)
+        siteLinears = searchedSites.map { structure.consumers(of: $0)[0].name }
+        var scales = Array(repeating: [InputSite: [Float]](), count: config.layerCount)
+        var means = scales
+        var names = Array(repeating: [InputSite: String](), count: config.layerCount)
         let recorded = statistics?.absMean
-        for layer in layers {
-            scales[layer.layer][layer.linear] = layer.result.scales
-            means[layer.layer][layer.linear] = recorded?[layer.layer][layer.linear]
+        for layer in layers where layer.layer < config.layerCount {
+            scales[layer.layer][layer.site] = layer.result.scales
+            means[layer.layer][layer.site] = recorded?[layer.layer][layer.site]
+            names[layer.layer][layer.site] = layer.name
         }
-        precondition(scales.allSatisfy { b in Self.searched.allSatisfy { b[$0] != nil } }, "every searched layer needs scales")
-        self.scales = scales
+        let sites = searchedSites
+        guard scales.allSatisfy({ b in sites.allSatisfy { b[$0] != nil } }) else {
+            throw ModelError.unsupported(origin: source.origin, reason: "AWQ scales are missing for some searched sites")
+        }
+        scaling = try ChannelScaling(scales: scales, source: source, config: config)
         absMean = means
+        recordNames = names
     }
 
-    /// (layer, the rest of the name) for `h.N.rest`.
-    private func target(_ name: String) -> (Int, String)? {
-        let parts = name.split(separator: ".", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "h", let l = Int(parts[1]), l < scales.count else { return nil }
-        return (l, String(parts[2]))
-    }
+    public func changes(_ name: String) -> Bool { scaling.changes(name) }
+    public func transform(_ name: String, _ values: [Float]) -> [Float] { scaling.transform(name, values) }
 
-    private static let touched: Set<String> = ["ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight",
-                                               "attn.c_attn.bias", "attn.c_proj.weight", "mlp.c_fc.weight"]
-
-    public func changes(_ name: String) -> Bool {
-        guard let (_, what) = target(name) else { return false }
-        return Self.touched.contains(what)
-    }
-
-    public func transform(_ name: String, _ values: [Float]) -> [Float] {
-        guard let (l, what) = target(name) else { return values }
-        let s = scales[l]
-        let e = embedding
-        switch what {
-        case "ln_1.weight", "ln_1.bias": return Self.divide(values, by: s[.attention]!)
-        case "ln_2.weight", "ln_2.bias": return Self.divide(values, by: s[.feedForward]!)
-        case "attn.c_attn.weight":
-            // Rows (inputs) times c_attn's scales; value columns divided by c_proj's.
-            var w = SmoothQuant.scaleRows(values, s[.attention]!)
-            let v = s[.attentionProjection]!, cols = 3 * e
-            for j in 0..<e { for c in 0..<e { w[j * cols + 2 * e + c] /= v[c] } }
-            return w
-        case "attn.c_attn.bias":
-            var b = values
-            let v = s[.attentionProjection]!
-            for c in 0..<e { b[2 * e + c] /= v[c] }
-            return b
-        case "attn.c_proj.weight": return SmoothQuant.scaleRows(values, s[.attentionProjection]!)
-        case "mlp.c_fc.weight": return SmoothQuant.scaleRows(values, s[.feedForward]!)
-        default: return values
-        }
-    }
-
-    static func divide(_ values: [Float], by s: [Float]) -> [Float] { zip(values, s).map { $0 / $1 } }
-
-    /// The applied scales (`eqm.awq.h.N.<linear>.scales`) and the activation magnitudes the
-    /// search used (`eqm.calibration.h.N.<linear>.act_absmean`), for eqinspect.
+    /// The applied scales (`eqm.awq.<linear>.scales`) and the activation magnitudes the
+    /// search used (`eqm.calibration.<linear>.act_absmean`), named after each site's first
+    /// linear, for eqinspect.
     public var extraTensors: [ExtraTensor] {
         var out: [ExtraTensor] = []
-        for (l, layer) in absMean.enumerated() {
-            for linear in BlockLinear.allCases {
-                if let mean = layer[linear] {
-                    out.append(ExtraTensor(name: "eqm.calibration.h.\(l).\(linear.rawValue).act_absmean", shape: [mean.count], values: mean))
+        for (l, sites) in scaling.scales.enumerated() {
+            for site in sites.keys.sorted() {
+                let name = recordNames[l][site]!
+                if let mean = absMean[l][site] {
+                    out.append(ExtraTensor(name: "eqm.calibration.\(name).act_absmean", shape: [mean.count], values: mean))
                 }
-                if let s = scales[l][linear] {
-                    out.append(ExtraTensor(name: "eqm.awq.h.\(l).\(linear.rawValue).scales", shape: [s.count], values: s))
-                }
+                let s = sites[site]!
+                out.append(ExtraTensor(name: "eqm.awq.\(name).scales", shape: [s.count], values: s))
             }
         }
         return out
@@ -157,12 +162,13 @@ public struct AWQScaling: ModelPreparation {
     /// The grid, the sample size, and per block (in the order of `awq_linears`) the chosen α
     /// and the objective at α and at α = 0.
     public var parameters: [(String, JSONValue)] {
-        let blocks = Dictionary(grouping: layers, by: \.layer).sorted { $0.key < $1.key }.map { $0.value }
+        let blocks = Dictionary(grouping: layers, by: \.layer).sorted { $0.key < $1.key }.map { $0.value.sorted { $0.site < $1.site } }
         func table(_ f: (Layer) -> JSONValue) -> JSONValue { .array(blocks.map { .array($0.map(f)) }) }
         return [
             ("awq_grid", .array(search.alphas.map { .double(Double($0)) })),
             ("awq_sample_rows", JSONValue(sampleRows)),
-            ("awq_linears", .array(Self.searched.map { .string($0.rawValue) })),
+            ("awq_sites", .array(searchedSites.map { .string($0.rawValue) })),
+            ("awq_linears", .array(siteLinears.map { .string($0) })),
             ("awq_alpha", table { .double(Double($0.result.alpha)) }),
             ("awq_loss", table { .double($0.result.loss) }),
             ("awq_loss_alpha0", table { .double($0.result.plainLoss) }),

@@ -15,25 +15,28 @@ public struct CalibrationOptions: Sendable {
 
 /// One pass of the f32 model over the calibration windows, and what it measured.
 public struct CalibrationRun {
-    public var model: GPT2Model
-    public var weights: SafetensorsWeightSource
+    public var model: DecoderModel
+    public var weights: any WeightSource
+    public var config: ModelConfig
     public var windows: CalibrationSet
-    /// Per-input-channel activation statistics of every linear layer.
+    /// Per-input-channel activation statistics of every linear-layer input site.
     public var activations: ActivationStatistics
     /// Per-channel key ranges for KV-cache quantization.
     public var keys: KVCalibration
 
-    /// Loads the f32 model and its tokenizer, draws the windows, and runs the model over them once.
-    public init(_ source: SafetensorsModel, options: CalibrationOptions, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws {
-        weights = try SafetensorsWeightSource(model: source)
-        model = try GPT2Model(source: weights)
+    /// Loads the f32 model of `weights` and its tokenizer, draws the windows, and runs the
+    /// model over them once.
+    public init(_ weights: any WeightSource, options: CalibrationOptions, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws {
+        self.weights = weights
+        model = try weights.makeModel()
+        config = model.config
         let tokenizer = try EvaluationSetup.tokenizer(for: weights, override: nil)
-        let length = min(options.length ?? 512, model.config.contextLength)
+        let length = min(options.length ?? 512, config.contextLength)
         windows = try CalibrationSet(path: options.file, tokenizer: tokenizer, samples: options.samples,
                                      length: length, seed: options.seed, threads: threads)
-        let c = model.config
-        activations = ActivationStatistics(layers: c.layerCount)
-        keys = KVCalibration(layers: c.layerCount, embedding: c.embeddingSize, expectedTokens: options.samples * length)
+        for w in windows.windows { try model.checkTokens(w, source: options.file) }
+        activations = ActivationStatistics(layers: config.layerCount)
+        keys = KVCalibration(layers: config.layerCount, width: config.kvSize, expectedTokens: options.samples * length)
         let observers = ObserverGroup([activations, keys])
         let context = ComputeContext(mode: .f32, threads: threads)
         for (i, w) in windows.windows.enumerated() {
@@ -41,23 +44,10 @@ public struct CalibrationRun {
             progress?(i + 1, windows.windows.count)
         }
     }
-}
 
-/// Several observers watching one forward pass.
-public final class ObserverGroup: ForwardObserver {
-    public let members: [any ForwardObserver]
-    public init(_ members: [any ForwardObserver]) { self.members = members }
-    public func blockInput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {
-        for m in members { m.blockInput(layer: layer, x, tokens: tokens) }
-    }
-    public func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, tokens: Int) {
-        for m in members { m.blockOutput(layer: layer, x, tokens: tokens) }
-    }
-    public func linearInput(layer: Int, _ linear: BlockLinear, _ x: UnsafeBufferPointer<Float>, tokens: Int) {
-        for m in members { m.linearInput(layer: layer, linear, x, tokens: tokens) }
-    }
-    public func projectedQKV(layer: Int, _ qkv: UnsafeBufferPointer<Float>, tokens: Int) {
-        for m in members { m.projectedQKV(layer: layer, qkv, tokens: tokens) }
+    /// The same run from a safetensors model.
+    public init(_ source: SafetensorsModel, options: CalibrationOptions, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws {
+        try self.init(try SafetensorsWeightSource(model: source), options: options, threads: threads, progress: progress)
     }
 }
 
@@ -88,9 +78,11 @@ public enum CalibratedMethods {
 
     /// SmoothQuant W8A8: smoothing from calibration statistics, then absmax int8 weights per
     /// output channel; the file asks for int8 activations at inference.
-    public static func smoothQuant(_ run: CalibrationRun, alpha: Float, base: ConversionOptions) throws -> ConversionOptions {
+    public static func smoothQuant(_ run: CalibrationRun, alpha: Float, linearFedSites: Bool = false,
+                                   base: ConversionOptions) throws -> ConversionOptions {
         var options = vectorWiseInt8(base, recordedAs: "smoothquant")
-        options.preparation = try SmoothQuant(source: run.weights, statistics: run.activations, layers: run.model.config.layerCount, alpha: alpha)
+        options.preparation = try SmoothQuant(source: run.weights, statistics: run.activations, config: run.config, alpha: alpha,
+                                              linearFedSites: linearFedSites)
         return recordingCalibration(run, base: options)
     }
 
@@ -100,7 +92,7 @@ public enum CalibratedMethods {
     public static func llmInt8(_ run: CalibrationRun, threshold: Float = 6, base: ConversionOptions) throws -> ConversionOptions {
         var options = vectorWiseInt8(base, recordedAs: "llmint8")
         options.preparation = try LLMInt8Decomposition(source: run.weights, statistics: run.activations,
-                                                       layers: run.model.config.layerCount, threshold: threshold)
+                                                       config: run.config, threshold: threshold)
         return recordingCalibration(run, base: options)
     }
 

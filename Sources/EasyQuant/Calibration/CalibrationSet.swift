@@ -27,7 +27,7 @@ public struct CalibrationSet: Sendable {
     }
 
     /// Tokenizes `path` and draws the windows.
-    public init(path: String, tokenizer: GPT2Tokenizer, samples: Int, length: Int, seed: UInt64, threads: Int = Parallel.defaultThreads) throws {
+    public init(path: String, tokenizer: BPETokenizer, samples: Int, length: Int, seed: UInt64, threads: Int = Parallel.defaultThreads) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw Failure.missing(path: path) }
         let tokens = try EvaluationSetup.tokens(ofTextFile: path, tokenizer: tokenizer, threads: threads)
         try self.init(tokens: tokens, samples: samples, length: length, seed: seed, source: path)

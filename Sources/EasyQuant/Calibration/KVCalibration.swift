@@ -2,19 +2,21 @@
 /// for every layer and key channel, the P/2 and 100 − P/2 percentiles of the keys seen over
 /// the calibration windows, for each outlier level P (0 gives min and max).
 ///
+/// Keys are what the cache stores: after the rotary embedding, kv heads × head size wide.
 /// At most `maximumRows` token rows per layer are kept (every n-th token), which bounds
-/// memory at layers × maximumRows × n_embd floats.
+/// memory at layers × maximumRows × key width floats.
 public final class KVCalibration: ForwardObserver, ModelPreparation, @unchecked Sendable {
     public let maximumRows: Int
-    private let embedding: Int
+    /// Values per key row.
+    private let width: Int
     private var keys: [[Float]]
     private var rows: [Int]
     private let stride: Int
 
     /// `expectedTokens` (windows × length) sets the sampling stride.
-    public init(layers: Int, embedding: Int, expectedTokens: Int, maximumRows: Int = 4096) {
+    public init(layers: Int, width: Int, expectedTokens: Int, maximumRows: Int = 4096) {
         self.maximumRows = maximumRows
-        self.embedding = embedding
+        self.width = width
         keys = Array(repeating: [], count: layers)
         rows = Array(repeating: 0, count: layers)
         stride = max(1, (expectedTokens + maximumRows - 1) / maximumRows)
@@ -22,20 +24,20 @@ public final class KVCalibration: ForwardObserver, ModelPreparation, @unchecked 
 
     private var seen: [Int] = []
 
-    public func projectedQKV(layer: Int, _ qkv: UnsafeBufferPointer<Float>, tokens: Int) {
+    public func keysAndValues(layer: Int, keys k: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int, width w: Int, tokens: Int) {
+        precondition(w == width, "key rows of \(w) values, expected \(width)")
         if seen.count < keys.count { seen = Array(repeating: 0, count: keys.count) }
-        let e = embedding
         for t in 0..<tokens {
             defer { seen[layer] += 1 }
             guard seen[layer] % stride == 0, rows[layer] < maximumRows else { continue }
-            keys[layer].append(contentsOf: qkv[(t * 3 * e + e)..<(t * 3 * e + 2 * e)])
+            keys[layer].append(contentsOf: UnsafeBufferPointer(start: k + t * ld, count: w))
             rows[layer] += 1
         }
     }
 
     /// [layer] → (low, high), each [levels × E] row-major, level order `KVQuantization.outlierLevels`.
     public lazy var ranges: [(low: [Float], high: [Float])] = keys.indices.map { l in
-        let n = rows[l], e = embedding
+        let n = rows[l], e = width
         let levels = KVQuantization.outlierLevels
         var low = [Float](repeating: 0, count: levels.count * e)
         var high = [Float](repeating: 0, count: levels.count * e)
@@ -59,7 +61,7 @@ public final class KVCalibration: ForwardObserver, ModelPreparation, @unchecked 
     public var extraTensors: [ExtraTensor] {
         ranges.enumerated().flatMap { l, r -> [ExtraTensor] in
             let names = KVQuantization.keyRangeNames(layer: l)
-            let shape = [KVQuantization.outlierLevels.count, embedding]
+            let shape = [KVQuantization.outlierLevels.count, width]
             return [ExtraTensor(name: names.low, shape: shape, values: r.low), ExtraTensor(name: names.high, shape: shape, values: r.high)]
         }
     }
@@ -72,7 +74,7 @@ public final class KVCalibration: ForwardObserver, ModelPreparation, @unchecked 
         guard let level = KVQuantization.outlierLevels.firstIndex(where: { abs($0 - outlierPercent) < 1e-9 }) else {
             throw KVQuantization.Failure.unknownLevel(outlierPercent)
         }
-        let e = embedding
+        let e = width
         return KVQuantization(bits: bits, outlierPercent: outlierPercent, heads: heads,
                               keyLow: ranges.map { Array($0.low[(level * e)..<((level + 1) * e)]) },
                               keyHigh: ranges.map { Array($0.high[(level * e)..<((level + 1) * e)]) })

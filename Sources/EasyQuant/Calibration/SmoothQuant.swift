@@ -2,92 +2,97 @@ import Foundation
 
 /// SmoothQuant (Xiao et al., 2023): migrate activation outliers into the weights.
 ///
-/// For the two linear layers fed by a LayerNorm in each block (attn.c_attn after ln_1,
-/// mlp.c_fc after ln_2), per input channel j:
+/// For each smoothed input site of every block (by default the two fed by a norm: GPT-2's
+/// attn.c_attn after ln_1 and mlp.c_fc after ln_2; Llama's q/k/v after input_layernorm and
+/// gate/up after post_attention_layernorm), per input channel j:
+///
 ///     s_j = max|X_j|^α / max|W_j|^(1−α)
-/// then the LayerNorm's γ and β are divided by s and row j of W (GPT-2 stores W as [in, out])
-/// is multiplied by s_j. X·W = (X·diag(s)⁻¹)·(diag(s)·W), so in f32 the model computes the
-/// same function; after smoothing, activations have smaller outliers and quantize better.
+///
+/// with max|W_j| over all the site's consumers; then the producer's outputs are divided by s
+/// and the consumers' input channels multiplied by s (`ChannelScaling`). X·W = (X·diag(s)⁻¹)·
+/// (diag(s)·W), so in f32 the model computes the same function; after smoothing,
+/// activations have smaller outliers and quantize better.
+///
+/// `linearFedSites` extends this beyond the paper to sites fed by another linear layer:
+/// Llama's down_proj input silu(gate)·up is linear in up's output, so its outliers (the
+/// largest of a Llama model) can migrate into down_proj through up_proj's rows. The paper
+/// leaves that site unsmoothed; both are offered, and `eqtable`'s smoothquant study
+/// measures each.
 public struct SmoothQuant: ModelPreparation {
     public let alpha: Float
-    /// [layer] → (scales for c_attn's inputs, scales for c_fc's inputs).
-    public let scales: [(attention: [Float], feedForward: [Float])]
-    /// The activation maxima the scales were computed from, for the file.
-    let activationMax: [(attention: [Float], feedForward: [Float])]
+    /// The folding; its `scales` are [block][site] → s.
+    public let scaling: ChannelScaling
+    /// The activation maxima the scales were computed from, [block][site].
+    let activationMax: [[InputSite: [Float]]]
+    let recordNames: [[InputSite: String]]
+    let linearFedSites: Bool
 
     /// Scales are clamped to this range so that a dead channel (max 0) cannot produce 0 or ∞.
     public static let scaleRange: ClosedRange<Float> = 1e-5...1e5
 
-    public init(source: any WeightSource, statistics: ActivationStatistics, layers: Int, alpha: Float) throws {
+    /// The sites smoothed: those fed by a norm, and with `linearFedSites` those fed by a linear layer.
+    static func sites(_ structure: BlockStructure, linearFedSites: Bool) -> [InputSite] {
+        structure.sites.filter {
+            switch structure.producers[$0] {
+            case .norm: return true
+            case .linear: return linearFedSites
+            default: return false
+            }
+        }
+    }
+
+    public init(source: any WeightSource, statistics: ActivationStatistics, config: ModelConfig, alpha: Float,
+                linearFedSites: Bool = false) throws {
         self.alpha = alpha
-        var scales: [(attention: [Float], feedForward: [Float])] = []
-        var maxima: [(attention: [Float], feedForward: [Float])] = []
-        for l in 0..<layers {
-            func smoothing(_ linear: BlockLinear) throws -> ([Float], [Float]) {
-                let name = "h.\(l).\(linear.rawValue).weight"
-                let shape = source.shapes[name]!
-                let w = try source.floats(name)
-                let xmax = statistics.absMax[l][linear]!
-                let (rows, cols) = (shape[0], shape[1])
-                var s = [Float](repeating: 1, count: rows)
-                for j in 0..<rows {
-                    var wmax: Float = 0
-                    for k in 0..<cols { wmax = max(wmax, abs(w[j * cols + k])) }
-                    let x = xmax[j]
-                    guard x > 0, wmax > 0 else { continue }
-                    let v = Float(pow(Double(x), Double(alpha)) / pow(Double(wmax), Double(1 - alpha)))
+        self.linearFedSites = linearFedSites
+        let family = source.family, structure = family.blockStructure(config)
+        var scales: [[InputSite: [Float]]] = [], maxima: [[InputSite: [Float]]] = [], names: [[InputSite: String]] = []
+        for l in 0..<config.layerCount {
+            var layerScales: [InputSite: [Float]] = [:], layerMax: [InputSite: [Float]] = [:], layerNames: [InputSite: String] = [:]
+            for site in Self.sites(structure, linearFedSites: linearFedSites) {
+                let xmax = try statistics.maxima(layer: l, site, origin: source.origin)
+                var wmax = [Float](repeating: 0, count: xmax.count)
+                let consumers = structure.consumers(of: site)
+                for consumer in consumers {
+                    let name = family.blockTensorName(layer: l, consumer.weight)
+                    let layout = try LinearWeightLayout(source, name, consumer, inputs: xmax.count)
+                    for (j, m) in layout.inputAbsMax(try source.floats(name)).enumerated() { wmax[j] = max(wmax[j], m) }
+                }
+                var s = [Float](repeating: 1, count: xmax.count)
+                for j in 0..<xmax.count {
+                    guard xmax[j] > 0, wmax[j] > 0 else { continue }
+                    let v = Float(pow(Double(xmax[j]), Double(alpha)) / pow(Double(wmax[j]), Double(1 - alpha)))
                     s[j] = min(max(v, Self.scaleRange.lowerBound), Self.scaleRange.upperBound)
                 }
-                return (s, xmax)
+                layerScales[site] = s
+                layerMax[site] = xmax
+                layerNames[site] = family.blockTensorName(layer: l, consumers[0].name)
             }
-            let (sa, xa) = try smoothing(.attention)
-            let (sf, xf) = try smoothing(.feedForward)
-            scales.append((sa, sf))
-            maxima.append((xa, xf))
+            scales.append(layerScales); maxima.append(layerMax); names.append(layerNames)
         }
-        self.scales = scales
+        scaling = try ChannelScaling(scales: scales, source: source, config: config)
         activationMax = maxima
+        recordNames = names
     }
 
-    /// (layer, what) for the tensors smoothing touches.
-    private func target(_ name: String) -> (Int, String)? {
-        let parts = name.split(separator: ".")
-        guard parts.count >= 3, parts[0] == "h", let l = Int(parts[1]), l < scales.count else { return nil }
-        let rest = parts[2...].joined(separator: ".")
-        let touched = ["ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight", "mlp.c_fc.weight"]
-        return touched.contains(rest) ? (l, rest) : nil
-    }
+    public func changes(_ name: String) -> Bool { scaling.changes(name) }
+    public func transform(_ name: String, _ values: [Float]) -> [Float] { scaling.transform(name, values) }
 
-    public func changes(_ name: String) -> Bool { target(name) != nil }
-
-    public func transform(_ name: String, _ values: [Float]) -> [Float] {
-        guard let (l, what) = target(name) else { return values }
-        switch what {
-        case "ln_1.weight", "ln_1.bias": return zip(values, scales[l].attention).map { $0 / $1 }
-        case "ln_2.weight", "ln_2.bias": return zip(values, scales[l].feedForward).map { $0 / $1 }
-        case "attn.c_attn.weight": return Self.scaleRows(values, scales[l].attention)
-        default: return Self.scaleRows(values, scales[l].feedForward)
-        }
-    }
-
-    /// W[j, :] *= s[j] for W stored [in, out].
-    static func scaleRows(_ w: [Float], _ s: [Float]) -> [Float] {
-        let cols = w.count / s.count
-        var out = w
-        for j in 0..<s.count { for k in 0..<cols { out[j * cols + k] *= s[j] } }
-        return out
-    }
-
+    /// Per block and site, named after the site's first consumer:
+    /// `eqm.calibration.<linear>.act_absmax` and `eqm.smoothquant.<linear>.scales`.
     public var extraTensors: [ExtraTensor] {
         var out: [ExtraTensor] = []
-        for (l, (s, x)) in zip(scales, activationMax).enumerated() {
-            for (linear, scale, xmax) in [("attn.c_attn", s.attention, x.attention), ("mlp.c_fc", s.feedForward, x.feedForward)] {
-                out.append(ExtraTensor(name: "eqm.calibration.h.\(l).\(linear).act_absmax", shape: [xmax.count], values: xmax))
-                out.append(ExtraTensor(name: "eqm.smoothquant.h.\(l).\(linear).scales", shape: [scale.count], values: scale))
+        for (l, sites) in scaling.scales.enumerated() {
+            for site in sites.keys.sorted() {
+                let name = recordNames[l][site]!, xmax = activationMax[l][site]!, s = sites[site]!
+                out.append(ExtraTensor(name: "eqm.calibration.\(name).act_absmax", shape: [xmax.count], values: xmax))
+                out.append(ExtraTensor(name: "eqm.smoothquant.\(name).scales", shape: [s.count], values: s))
             }
         }
         return out
     }
 
-    public var parameters: [(String, JSONValue)] { [("alpha", .double(Double(alpha)))] }
+    public var parameters: [(String, JSONValue)] {
+        [("alpha", .double(Double(alpha)))] + (linearFedSites ? [("smoothed_sites", "norm- and linear-fed")] : [])
+    }
 }

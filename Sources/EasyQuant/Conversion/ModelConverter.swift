@@ -38,26 +38,30 @@ public enum TensorAction: Equatable, Sendable {
     case drop(String)
 }
 
-/// Decides, per tensor name and shape, whether it is quantized, kept or dropped.
+/// Decides, per tensor, whether it is quantized, kept or dropped.
 public struct TensorSelection: Sendable {
     public var keepPatterns: [String]
-    public init(keepPatterns: [String]) { self.keepPatterns = keepPatterns }
+    /// The family that names the tensors; nil for a bare file of tensors (every matrix [out, in]).
+    public var family: (any ModelFamily)?
+    public init(keepPatterns: [String], family: (any ModelFamily)?) { self.keepPatterns = keepPatterns; self.family = family }
 
-    /// Every 2-D weight is quantized (embeddings included); 1-D tensors (biases, LayerNorm)
-    /// and `--keep` matches stay in float; GPT-2's attention mask buffers are dropped.
-    public func action(for name: String, shape: [Int], dtype: DType) -> TensorAction {
-        if GPT2Names.isMaskBuffer(name) { return .drop("attention mask buffer, not a weight") }
-        if let p = keepPatterns.first(where: { Self.matches(name, pattern: $0) }) { return .keep("--keep \(p)") }
-        guard dtype.isFloatingPoint else { return .keep("\(dtype.rawValue) is not a float type") }
+    /// Every 2-D weight is quantized (embeddings included) along the family's output axis;
+    /// 1-D tensors (biases, norms), empty tensors and `--keep` matches stay in float;
+    /// tensors the family does not count as weights (GPT-2's attention mask buffers) are
+    /// dropped. `name` may be a file name or a canonical one.
+    public func action(for name: String, shape: [Int]) -> TensorAction {
+        guard let canonical = family.map({ $0.canonicalName(name) }) ?? name else { return .drop("buffer, not a weight") }
+        if let p = keepPatterns.first(where: { Self.matches(name, canonical: canonical, pattern: $0) }) { return .keep("--keep \(p)") }
         guard shape.count == 2 else { return .keep(shape.count < 2 ? "\(shape.count)-D tensor" : "\(shape.count)-D tensor (only matrices are quantized)") }
-        return .quantize(axis: GPT2Names.outputAxis(of: name))
+        guard shape[0] > 0, shape[1] > 0 else { return .keep("empty tensor") }
+        return .quantize(axis: family?.outputAxis(of: canonical) ?? 0)
     }
 
-    /// A pattern with `*`, `?` or `[` is a glob over the whole name (with or without the
-    /// `transformer.` prefix); a plain pattern matches any name that contains it.
-    public static func matches(_ name: String, pattern: String) -> Bool {
+    /// A pattern with `*`, `?` or `[` is a glob over the whole name (as the file spells it,
+    /// or canonical); a plain pattern matches any name that contains it.
+    public static func matches(_ name: String, canonical: String, pattern: String) -> Bool {
         if pattern.contains(where: { "*?[".contains($0) }) {
-            return fnmatch(pattern, name, 0) == 0 || fnmatch(pattern, GPT2Names.canonical(name), 0) == 0
+            return fnmatch(pattern, name, 0) == 0 || fnmatch(pattern, canonical, 0) == 0
         }
         return name.contains(pattern)
     }
@@ -108,38 +112,54 @@ public struct ModelConverter {
     }
 
     /// Runs the conversion. `progress(done, total)` is called with source bytes processed.
-    public func convert(_ source: SafetensorsModel, to output: String,
+    public func convert(_ source: any ConversionSource, to output: String,
                         progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
         try convert(source, into: EQMWriter(path: output), named: output, progress: progress)
     }
 
-    /// Converts into a writer of any sink (`EQMWriter(sink: MemorySink())` keeps the file in memory).
+    /// The conversion of a safetensors model (file or folder).
+    public func convert(_ source: SafetensorsModel, to output: String, progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
+        try convert(SafetensorsConversionSource(source), to: output, progress: progress)
+    }
+
     public func convert(_ source: SafetensorsModel, into writer: EQMWriter, named output: String,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
+        try convert(SafetensorsConversionSource(source), into: writer, named: output, progress: progress)
+    }
+
+    /// Converts into a writer of any sink (`EQMWriter(sink: MemorySink())` keeps the file in memory).
+    public func convert(_ source: any ConversionSource, into writer: EQMWriter, named output: String,
                         progress: ((Int, Int) -> Void)? = nil) throws -> ConversionReport {
         let start = Date()
         let method = try QuantizationMethods.make(options.method, bits: options.bits)
-        let selection = TensorSelection(keepPatterns: options.keep)
+        let selection = TensorSelection(keepPatterns: options.keep, family: source.family)
         var report = ConversionReport(source: source.path, output: output, method: options.method,
                                       granularity: options.granularity.description, bits: options.bits)
         report.inputBytes = source.fileBytes
 
+        // Model weights must be numbers the quantizers and the network can use: an integer
+        // tensor converted to floats would silently make a different model.
+        if let bad = source.entries.first(where: { !$0.isFloatingPoint && $0.canonicalName != nil }) {
+            throw ModelError.unsupported(origin: source.path, reason: "tensor \(bad.storedName) is \(bad.dtype.rawValue); model weights must be a float type (F32, F16, BF16, F64)")
+        }
+
         // Hash the sources beside the real work.
-        let hashes = BackgroundHashes(paths: source.shards.map(\.path))
+        let hashes = BackgroundHashes(paths: source.files)
         defer { _ = try? hashes.wait() }
 
         let recordedMethod = options.recordedMethod ?? options.method
         report.method = recordedMethod
-        let plan = source.tensors.map { ($0, selection.action(for: $0.name, shape: $0.info.shape, dtype: $0.info.dtype)) }
+        let plan = source.entries.map { ($0, selection.action(for: $0.storedName, shape: $0.shape)) }
         let work = plan.filter { if case .drop = $0.1 { return false } else { return true } }
-        report.dropped = plan.compactMap { if case .drop = $0.1 { return $0.0.name } else { return nil } }
-        let totalBytes = work.reduce(0) { $0 + $1.0.info.byteCount }
+        report.dropped = plan.compactMap { if case .drop = $0.1 { return $0.0.storedName } else { return nil } }
+        let totalBytes = work.reduce(0) { $0 + $1.0.byteCount }
 
         let options = self.options
         var done = 0
         try OrderedPipeline.run(count: work.count, threads: options.threads, window: options.threads + 1, produce: { i in
-            let (tensor, action) = work[i]
-            defer { source.release(tensor) }
-            return try Self.encode(tensor, action: action, from: source, method: method, granularity: options.granularity,
+            let (entry, action) = work[i]
+            defer { source.release(entry) }
+            return try Self.encode(entry, action: action, from: source, method: method, granularity: options.granularity,
                                    preparation: options.preparation, level: options.zstdLevel, threads: options.threads)
         }, consume: { i, pending in
             let record = try writer.append(pending)
@@ -152,7 +172,7 @@ public struct ModelConverter {
             }
             report.totalElements += record.elementCount
             report.tensorStoredBytes += record.storedBytes
-            done += work[i].0.info.byteCount
+            done += work[i].0.byteCount
             progress?(done, totalBytes)
         })
 
@@ -166,23 +186,23 @@ public struct ModelConverter {
         }
 
         var metadata: [(String, JSONValue)] = []
-        var model: [(String, JSONValue)] = [("architecture", .string(Self.architecture(of: source)))]
-        if let config = source.config { model.append(("config", config)) }
+        var model: [(String, JSONValue)] = [("architecture", .string(source.family?.name ?? "unknown"))]
+        if let config = source.configJSON { model.append(("config", config)) }
         metadata.append(("model", .makeObject(model)))
-        if options.embedTokenizer, !source.tokenizerFiles.isEmpty {
+        let tokenizerFiles = options.embedTokenizer ? try source.tokenizerFiles() : []
+        if !tokenizerFiles.isEmpty {
             var files: [(String, JSONValue)] = []
-            for (name, path) in source.tokenizerFiles {
-                let bytes = try MappedFile(path: path)
-                let blob = try writer.append(CompressedBlob(compressing: bytes.bytes, level: options.zstdLevel))
+            for (name, bytes) in tokenizerFiles {
+                let blob = try bytes.withUnsafeBytes { try writer.append(CompressedBlob(compressing: $0, level: options.zstdLevel)) }
                 files.append((name, blob.json))
             }
             metadata.append(("tokenizer", .makeObject([("files", .makeObject(files))])))
         }
         let digests = try hashes.wait()
         metadata.append(("provenance", .makeObject([
-            ("sources", .array(zip(source.shards, digests).map { shard, digest in
-                .makeObject([("file", .string((shard.path as NSString).lastPathComponent)),
-                             ("bytes", JSONValue(shard.file.count)), ("sha256", .string(digest))])
+            ("sources", .array(zip(source.files, digests).map { path, digest in
+                .makeObject([("file", .string((path as NSString).lastPathComponent)),
+                             ("bytes", JSONValue(Self.fileSize(path))), ("sha256", .string(digest))])
             })),
             ("tool", "eqconvert"),
             ("tool_version", .string(toolVersion)),
@@ -206,48 +226,41 @@ public struct ModelConverter {
         return report
     }
 
+    static func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
     /// Reads one tensor as floats, quantizes or keeps it, and compresses its blobs.
-    static func encode(_ tensor: SafetensorsModel.Tensor, action: TensorAction, from source: SafetensorsModel,
+    static func encode(_ entry: ConversionEntry, action: TensorAction, from source: any ConversionSource,
                        method: any QuantizationMethod, granularity: Granularity, preparation: (any ModelPreparation)?,
                        level: Int, threads: Int) throws -> PendingTensor {
-        let info = tensor.info
-        return try withFloats(of: tensor, in: source, preparation: preparation) { values in
+        let name = entry.storedName
+        return try withFloats(of: entry, in: source, preparation: preparation) { values in
             switch action {
             case .quantize(let axis):
-                let layout = BlockLayout(shape: info.shape, axis: axis, granularity: granularity)
+                let layout = BlockLayout(shape: entry.shape, axis: axis, granularity: granularity)
                 // The largest tensors (GPT-2's token embedding comes last in file order) are
                 // split over all threads, so no thread idles while one finishes them.
-                let q = try method.quantize(values, layout: layout, name: info.name, threads: info.elementCount >= 1 << 22 ? threads : 1)
-                return try PendingTensor(name: info.name, quantized: q, sourceDType: info.dtype, level: level)
+                let q = try method.quantize(values, layout: layout, name: name, threads: values.count >= 1 << 22 ? threads : 1)
+                return try PendingTensor(name: name, quantized: q, sourceDType: entry.dtype, level: level)
             case .keep:
-                return try PendingTensor(name: info.name, floats: Array(values), shape: info.shape, sourceDType: info.dtype, level: level)
+                return try PendingTensor(name: name, floats: Array(values), shape: entry.shape, sourceDType: entry.dtype, level: level)
             case .drop:
                 preconditionFailure("dropped tensors are not encoded")
             }
         }
     }
 
-    /// Calls `body` with the tensor's values as floats: straight from the map when the
-    /// source is aligned F32, else converted into a temporary buffer.
-    static func withFloats<R>(of tensor: SafetensorsModel.Tensor, in source: SafetensorsModel, preparation: (any ModelPreparation)? = nil,
+    /// Calls `body` with the tensor's values as floats, after the preparation's change if it
+    /// makes one (preparations see canonical names).
+    static func withFloats<R>(of entry: ConversionEntry, in source: any ConversionSource, preparation: (any ModelPreparation)? = nil,
                               _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
-        let raw = source.bytes(of: tensor)
-        let count = tensor.info.elementCount
-        let canonical = GPT2Names.canonical(tensor.name)
-        if let preparation, tensor.info.dtype.isFloatingPoint, preparation.changes(canonical) {
-            return try preparation.transform(canonical, source.floats(of: tensor)).withUnsafeBufferPointer { try body($0) }
+        if let preparation, let canonical = entry.canonicalName, preparation.changes(canonical) {
+            let prepared = try source.withFloats(entry) { preparation.transform(canonical, Array($0)) }
+            return try prepared.withUnsafeBufferPointer { try body($0) }
         }
-        if tensor.info.dtype == .f32, count == 0 || Int(bitPattern: raw.baseAddress) % 4 == 0 {
-            return try body(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: count))
-        }
-        let values = source.floats(of: tensor)
-        return try values.withUnsafeBufferPointer { try body($0) }
-    }
-
-    /// "gpt2" when the config or the tensor names say so.
-    static func architecture(of source: SafetensorsModel) -> String {
-        if let type = source.config?["model_type"]?.stringValue { return type }
-        return source.tensor("wte.weight") != nil || source.tensor("transformer.wte.weight") != nil ? "gpt2" : "unknown"
+        return try source.withFloats(entry, body)
     }
 }
 

@@ -44,6 +44,7 @@ public final class PreparedWeightSource: WeightSource, @unchecked Sendable {
     }
 
     public var origin: String { base.origin }
+    public var family: any ModelFamily { base.family }
     public var configJSON: JSONValue? { base.configJSON }
     public var methodDescription: String { base.methodDescription }
     public var prefersInt8Compute: Bool { base.prefersInt8Compute }

@@ -16,7 +16,7 @@ public final class QuantizingWeightSource: WeightSource, @unchecked Sendable {
     public init(base: any WeightSource, method: any QuantizationMethod, granularity: Granularity = .channel,
                 keep: [String] = [], preparation: (any ModelPreparation)? = nil, label: String? = nil, prefersInt8: Bool = false) {
         self.base = base; self.method = method; self.granularity = granularity
-        selection = TensorSelection(keepPatterns: keep)
+        selection = TensorSelection(keepPatterns: keep, family: base.family)
         self.preparation = preparation
         self.label = label ?? "\(method.name) \(method.bits)-bit \(granularity)"
         int8Compute = prefersInt8
@@ -35,6 +35,7 @@ public final class QuantizingWeightSource: WeightSource, @unchecked Sendable {
     }
 
     public var origin: String { base.origin }
+    public var family: any ModelFamily { base.family }
     public var configJSON: JSONValue? { base.configJSON }
     public var methodDescription: String { label }
     public var prefersInt8Compute: Bool { int8Compute }
@@ -51,7 +52,7 @@ public final class QuantizingWeightSource: WeightSource, @unchecked Sendable {
     /// `eqm.` tensors are never quantized, as the converter stores them in f32).
     public func quantized(_ name: String) throws -> QuantizedTensor? {
         guard !name.hasPrefix(ExtraTensor.prefix), let shape = shapes[name],
-              case .quantize(let axis) = selection.action(for: name, shape: shape, dtype: .f32) else { return nil }
+              case .quantize(let axis) = selection.action(for: name, shape: shape) else { return nil }
         let values = try prepared(name)
         let layout = BlockLayout(shape: shape, axis: axis, granularity: granularity)
         return try values.withUnsafeBufferPointer { try method.quantize($0, layout: layout, name: name, threads: Parallel.defaultThreads) }

@@ -41,9 +41,8 @@ public struct SafetensorsExporter {
         let writer = try SafetensorsWriter(path: weightsPath, entries: entries, metadata: metadata)
         try OrderedPipeline.run(count: records.count, threads: threads, window: threads + 1, produce: { i in
             var values = try eqm.floats(records[i])
-            let name = GPT2Names.canonical(records[i].name)
-            if let part = try weights.outliers(name) {
-                values = part.restored(into: values, outputIsRows: GPT2Names.outputAxis(of: name) == 0)
+            if let name = weights.family.canonicalName(records[i].name), let part = try weights.outliers(name) {
+                values = part.restored(into: values, outputIsRows: weights.family.outputAxis(of: name) == 0)
             }
             var bytes = [UInt8](repeating: 0, count: values.count * dtype.byteSize)
             values.withUnsafeBufferPointer { src in

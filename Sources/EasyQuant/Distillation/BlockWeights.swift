@@ -39,7 +39,7 @@ public enum BlockTensor: Int, CaseIterable, Sendable {
     }
 
     /// The shape in a block of `config`: [in, out] for matrices, [n] for vectors.
-    public func shape(_ config: GPT2Config) -> [Int] {
+    public func shape(_ config: ModelConfig) -> [Int] {
         let e = config.embeddingSize, i = config.innerSize
         switch self {
         case .norm1Weight, .norm1Bias, .norm2Weight, .norm2Bias, .attentionProjectionBias, .feedForwardProjectionBias: return [e]
@@ -61,13 +61,13 @@ public enum BlockTensor: Int, CaseIterable, Sendable {
 /// `BlockWeights` because `BlockParameters` already names a quantization block's scale.)
 public struct BlockWeights<Scalar: TrainingScalar>: Sendable {
     /// The block geometry: embedding size, heads, MLP width, LayerNorm ε.
-    public let config: GPT2Config
+    public let config: ModelConfig
     /// All tensors, concatenated in `BlockTensor` order, each row-major.
     public var values: [Scalar]
     private let ranges: [Range<Int>]
 
     /// Tensors given as one flat array in `BlockTensor` order.
-    public init(config: GPT2Config, values: [Scalar]) {
+    public init(config: ModelConfig, values: [Scalar]) {
         var ranges: [Range<Int>] = [], start = 0
         for t in BlockTensor.allCases {
             let n = t.shape(config).reduce(1, *)
@@ -79,13 +79,13 @@ public struct BlockWeights<Scalar: TrainingScalar>: Sendable {
     }
 
     /// All zeros (the starting point for accumulating gradients).
-    public init(zerosFor config: GPT2Config) {
+    public init(zerosFor config: ModelConfig) {
         let n = BlockTensor.allCases.reduce(0) { $0 + $1.shape(config).reduce(1, *) }
         self.init(config: config, values: [Scalar](repeating: 0, count: n))
     }
 
     /// Tensors given one by one; every tensor must be present with its shape's element count.
-    public init(config: GPT2Config, tensors: [BlockTensor: [Scalar]]) {
+    public init(config: ModelConfig, tensors: [BlockTensor: [Scalar]]) {
         self.init(config: config, values: BlockTensor.allCases.flatMap { t -> [Scalar] in
             guard let v = tensors[t] else { preconditionFailure("tensor \(t.name) missing") }
             return v
@@ -112,7 +112,7 @@ public struct BlockWeights<Scalar: TrainingScalar>: Sendable {
 
 extension BlockWeights where Scalar == Float {
     /// Block `layer` of the model in `source` (canonical names `h.<layer>.*`), in f32.
-    public init(source: any WeightSource, layer: Int, config: GPT2Config) throws {
+    public init(source: any WeightSource, layer: Int, config: ModelConfig) throws {
         var tensors: [BlockTensor: [Float]] = [:]
         for t in BlockTensor.allCases {
             let name = t.canonicalName(layer: layer)

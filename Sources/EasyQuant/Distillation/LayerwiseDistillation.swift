@@ -12,7 +12,7 @@ import Foundation
 /// Memory: the teacher is run block by block over all windows, keeping only the hidden
 /// states entering and leaving the current block: 2 × windows × T × E floats (not
 /// n_layer × that), plus one mini-batch's activations. Block i's input is exactly what a
-/// `ForwardObserver` sees entering block i in `GPT2Model.hiddenStates` (same code path).
+/// `ForwardObserver` sees entering block i in `DecoderModel.hiddenStates` (same code path).
 public struct LayerwiseDistillation {
     /// What to train and how.
     public struct Options: Sendable {
@@ -103,7 +103,7 @@ public struct LayerwiseDistillation {
         /// Quantizing a weight matrix of these with `AbsMax(bits:)` and
         /// `quantizer.layout(inputs:outputs:)` gives exactly the Ŵ the training ended with.
         public func values(of name: String) -> [Float]? {
-            let parts = GPT2Names.canonical(name).split(separator: ".", maxSplits: 2)
+            let parts = (GPT2Family().canonicalName(name) ?? name).split(separator: ".", maxSplits: 2)
             guard parts.count == 3, parts[0] == "h", let layer = Int(parts[1]), blocks.indices.contains(layer),
                   let tensor = BlockTensor.allCases.first(where: { $0.name == parts[2] }) else { return nil }
             return blocks[layer][tensor]
@@ -117,6 +117,7 @@ public struct LayerwiseDistillation {
         case badLayer(Int, layerCount: Int)
         case windowTooLong(tokens: Int, contextLength: Int)
         case badToken(Int32, vocabularySize: Int)
+        case unsupportedFamily(String)
         public var description: String {
             switch self {
             case .noWindows: return "distillation needs at least one calibration window"
@@ -124,6 +125,7 @@ public struct LayerwiseDistillation {
             case let .badLayer(l, n): return "layer \(l) does not exist (the model has \(n) blocks)"
             case let .windowTooLong(t, n): return "calibration windows of \(t) tokens exceed the model's \(n) positions"
             case let .badToken(id, n): return "token id \(id) is outside the model's vocabulary of \(n)"
+            case .unsupportedFamily(let f): return "layer-wise distillation is not implemented for the \(f) family; use --lkd-steps 0"
             }
         }
     }
@@ -139,8 +141,11 @@ public struct LayerwiseDistillation {
     public func run(windows: [[Int32]], progress: ((Progress) -> Void)? = nil) throws -> Result {
         guard let first = windows.first, !first.isEmpty else { throw Failure.noWindows }
         if let other = windows.first(where: { $0.count != first.count }) { throw Failure.unequalWindows(first: first.count, other: other.count) }
-        let teacher = try GPT2Model(source: source)
+        let teacher = try source.makeModel()
         let config = teacher.config
+        guard source.family is GPT2Family else {
+            throw Failure.unsupportedFamily(source.family.name)
+        }
         guard first.count <= config.contextLength else { throw Failure.windowTooLong(tokens: first.count, contextLength: config.contextLength) }
         for w in windows {
             if let bad = w.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) { throw Failure.badToken(bad, vocabularySize: config.vocabSize) }
@@ -172,8 +177,7 @@ public struct LayerwiseDistillation {
                 target.withUnsafeMutableBufferPointer { out in
                     let base = out.baseAddress!
                     Parallel.forEach(windows.count, threads: options.threads) { w in
-                        teacher.blocks[layer].forward(base + w * rowSize, tokens: t, scratch: BlockScratch(tokens: t, config: config),
-                                                      context: serialContext)
+                        teacher.forwardBlock(layer, base + w * rowSize, tokens: t, context: serialContext)
                     }
                 }
                 if layers.contains(layer) {

@@ -50,7 +50,7 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
         // After the attention residual; MLP pre-activation u and activation g [N, I]; output.
         let x1, u, g, y: TrainingBuffer<Scalar>
 
-        init(windows: Int, tokens: Int, config c: GPT2Config) {
+        init(windows: Int, tokens: Int, config c: ModelConfig) {
             self.windows = windows; self.tokens = tokens
             let n = windows * tokens, e = c.embeddingSize
             xhat1 = .init(n * e); rstd1 = .init(n); a1 = .init(n * e)
@@ -104,7 +104,7 @@ public struct TrainableBlock<Scalar: TrainingScalar> {
     /// a = x̂·γ + β with x̂ = (x − μ)/σ, σ = √(var + ε), μ and var (biased) over each row.
     private func layerNorm(_ x: UnsafePointer<Scalar>, gamma: UnsafePointer<Scalar>, beta: UnsafePointer<Scalar>, rows n: Int,
                            xhat: UnsafeMutablePointer<Scalar>, rstd: UnsafeMutablePointer<Scalar>, out: UnsafeMutablePointer<Scalar>) {
-        let e = weights.config.embeddingSize, eps = Scalar(weights.config.layerNormEpsilon)
+        let e = weights.config.embeddingSize, eps = Scalar(weights.config.normEpsilon)
         rows(n) { r in
             let src = x + r * e
             var mean: Scalar = 0

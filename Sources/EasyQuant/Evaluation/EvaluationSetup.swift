@@ -4,23 +4,23 @@ import Foundation
 public struct LoadedModel {
     public var source: any WeightSource
     public var mode: ComputeMode
-    public var network: GPT2Model
-    public var tokenizer: GPT2Tokenizer
+    public var network: any CausalLanguageModel
+    public var tokenizer: BPETokenizer
 
-    /// Opens `path` (.eqm, .safetensors or a folder). `compute` nil means what the file asks
-    /// for (int8 for W8A8 files), else f32; `tokenizerDirectory` overrides the model's own.
+    /// Opens `path` (.eqm, GGUF, .safetensors or a folder). `compute` nil means what the file
+    /// asks for (int8 for W8A8 files), else f32; `tokenizerDirectory` overrides the model's own.
     public init(path: String, compute: ComputeMode?, tokenizerDirectory: String?) throws {
         source = try openWeightSource(path: path)
         mode = compute ?? (source.prefersInt8Compute ? .int8 : .f32)
-        network = try GPT2Model(source: source, quantizeDenseForInt8: mode == .int8)
+        network = try source.makeModel(quantizeDenseForInt8: mode == .int8)
         tokenizer = try EvaluationSetup.tokenizer(for: source, override: tokenizerDirectory)
     }
 
     /// The KV-cache quantization for `bits` (nil: none), from the key ranges the file carries.
     public func kvQuantization(bits: Int?, outlierPercent: Double) throws -> KVQuantization? {
         try bits.map {
-            try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.headCount,
-                                    bits: $0, outlierPercent: outlierPercent)
+            try KVQuantization.load(from: source, layers: network.config.layerCount, heads: network.config.kvHeadCount,
+                                    width: network.config.kvSize, bits: $0, outlierPercent: outlierPercent)
         }
     }
 }
@@ -45,27 +45,44 @@ public enum EvaluationSetup {
         }
     }
 
-    /// The tokenizer from `directory` if given, else the one shipped with the model.
-    public static func tokenizer(for source: any WeightSource, override directory: String?) throws -> GPT2Tokenizer {
-        if let directory { return try GPT2Tokenizer.load(directory: directory) }
+    /// The tokenizer from `directory` if given, else the one shipped with the model: the
+    /// GGUF metadata of a GGUF file, or the files beside a safetensors model or embedded in
+    /// an `.eqm` (`tokenizer.json` first, as it describes the pre-tokenizer; a vocabulary-only
+    /// GGUF, `tokenizer.gguf`, for models converted from GGUF).
+    public static func tokenizer(for source: any WeightSource, override directory: String?) throws -> BPETokenizer {
+        if let directory { return try BPETokenizer.load(directory: directory) }
+        if let gguf = source as? GGUFWeightSource { return try BPETokenizer(description: TokenizerDescription(gguf: gguf.file)) }
         let files = try source.tokenizerFiles()
+        if let json = files["tokenizer.json"] {
+            return try BPETokenizer(tokenizerJSON: json, tokenizerConfigJSON: files["tokenizer_config.json"])
+        }
         if let vocab = files["vocab.json"], let merges = files["merges.txt"] {
-            return try GPT2Tokenizer(vocabJSON: vocab, merges: merges)
+            return try BPETokenizer(vocabJSON: vocab, merges: merges)
         }
         if let vocab = files["encoder.json"], let merges = files["vocab.bpe"] {
-            return try GPT2Tokenizer(vocabJSON: vocab, merges: merges)
+            return try BPETokenizer(vocabJSON: vocab, merges: merges)
         }
-        if let json = files["tokenizer.json"] { return try GPT2Tokenizer(tokenizerJSON: json) }
+        if let vocabulary = files[GGUFVocabulary.fileName] {
+            let file = try GGUFFile(file: MappedFile(bytes: vocabulary, name: source.origin + " (embedded " + GGUFVocabulary.fileName + ")"))
+            return try BPETokenizer(description: TokenizerDescription(gguf: file))
+        }
         throw Failure.noTokenizer(model: source.origin)
     }
 
-    /// The whole text file as tokens.
-    public static func tokens(ofTextFile path: String, tokenizer: GPT2Tokenizer, threads: Int) throws -> [Int32] {
+    /// The text file as tokens: all of it, or only the first `maxTokens` (tokenizing stops
+    /// early then, so a huge text costs only what the evaluation uses).
+    public static func tokens(ofTextFile path: String, tokenizer: BPETokenizer, maxTokens: Int? = nil, threads: Int) throws -> [Int32] {
         let text = try MappedFile(path: path)
         do {
-            return try tokenizer.encode(utf8: text.bytes, threads: threads)
+            return try tokenizer.encode(utf8: text.bytes, maxTokens: maxTokens, threads: threads)
         } catch TokenizerError.invalidUTF8(let offset) {
             throw Failure.textNotUTF8(path: path, offset: offset)
         }
     }
+}
+
+/// The embedded-tokenizer file of a model converted from GGUF: a GGUF file holding only the
+/// `tokenizer.*` metadata of the original (no tensors).
+public enum GGUFVocabulary {
+    public static let fileName = "tokenizer.gguf"
 }

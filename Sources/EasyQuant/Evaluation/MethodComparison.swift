@@ -37,7 +37,8 @@ public struct RowSpec: Sendable {
         case baseline
         /// A weight-only method from `QuantizationMethods`.
         case weights(method: String, bits: Int, granularity: Granularity)
-        case smoothQuant(alpha: Float)
+        /// SmoothQuant at `alpha`; `linearFed` also smooths the sites fed by a linear layer.
+        case smoothQuant(alpha: Float, linearFed: Bool)
         case llmInt8(threshold: Float)
         case awq(bits: Int, granularity: Granularity)
         case zeroQuant(bits: Int, granularity: Granularity, lkdSteps: Int, weightOnly: Bool)
@@ -85,7 +86,7 @@ public enum ComparisonStudy: String, CaseIterable, Sendable {
                 RowSpec("simquant 8-bit", .weights(method: "simquant", bits: 8, granularity: .channel)),
                 RowSpec("simquant 4-bit", .weights(method: "simquant", bits: 4, granularity: .group(128))),
                 RowSpec("absmax W8A8 (int8 compute)", .weights(method: "absmax", bits: 8, granularity: .channel), compute: .int8),
-                RowSpec("smoothquant W8A8", .smoothQuant(alpha: 0.5)),
+                RowSpec("smoothquant W8A8", .smoothQuant(alpha: 0.5, linearFed: false)),
                 RowSpec("llmint8 (threshold 6)", .llmInt8(threshold: 6)),
                 RowSpec("llmint8 (threshold 4)", .llmInt8(threshold: 4)),
                 RowSpec("awq 4-bit", .awq(bits: 4, granularity: .group(128))),
@@ -101,7 +102,8 @@ public enum ComparisonStudy: String, CaseIterable, Sendable {
         case .smoothquant:
             return [RowSpec("f32 baseline", .baseline),
                     RowSpec("W8A8, no smoothing", .weights(method: "absmax", bits: 8, granularity: .channel), compute: .int8)]
-                + [0.3, 0.5, 0.7, 0.85].map { RowSpec("smoothquant alpha \($0)", .smoothQuant(alpha: Float($0))) }
+                + [0.3, 0.5, 0.7, 0.85].map { RowSpec("smoothquant alpha \($0)", .smoothQuant(alpha: Float($0), linearFed: false)) }
+                + [RowSpec("smoothquant alpha 0.5, linear-fed sites too", .smoothQuant(alpha: 0.5, linearFed: true))]
         case .lkd:
             return [RowSpec("f32 baseline", .baseline)] + [8, 4].flatMap { bits in
                 [RowSpec("zeroquant W\(bits), no LKD", .zeroQuant(bits: bits, granularity: .group(128), lkdSteps: 0, weightOnly: true)),
@@ -118,7 +120,7 @@ public enum ComparisonStudy: String, CaseIterable, Sendable {
 /// Builds each row's model in memory (the exact bytes `eqconvert` would write, never on
 /// disk unless asked) and scores it against the f32 model on the same windows.
 public struct MethodComparison {
-    public var source: SafetensorsModel
+    public var source: any ConversionSource
     public var tokens: [Int32]
     public var settings: PerplexityProtocol
     public var calibration: CalibrationOptions?
@@ -127,7 +129,7 @@ public struct MethodComparison {
     public var keepFilesIn: String?
     public var lkdSteps: Int
 
-    public init(source: SafetensorsModel, tokens: [Int32], settings: PerplexityProtocol, calibration: CalibrationOptions?,
+    public init(source: any ConversionSource, tokens: [Int32], settings: PerplexityProtocol, calibration: CalibrationOptions?,
                 threads: Int = Parallel.defaultThreads, keepFilesIn: String? = nil, lkdSteps: Int = 100) {
         self.source = source; self.tokens = tokens; self.settings = settings; self.calibration = calibration
         self.threads = threads; self.keepFilesIn = keepFilesIn; self.lkdSteps = lkdSteps
@@ -144,21 +146,22 @@ public struct MethodComparison {
 
     /// Runs every row in order; `progress(row label)` before each.
     public func run(_ rows: [RowSpec], progress: ((Int, String) -> Void)? = nil) throws -> [ComparisonRow] {
-        let referenceSource = try SafetensorsWeightSource(model: source)
-        let reference = try GPT2Model(source: referenceSource)
+        let referenceSource = try source.weightSource()
+        let reference = try referenceSource.makeModel()
+        try reference.checkTokens(tokens, source: "the text")
         var run: CalibrationRun?
         var calibrationSeconds = 0.0
         if rows.contains(where: \.needsCalibration) {
             guard let calibration else { throw Failure.needsCalibration(row: rows.first(where: \.needsCalibration)!.label) }
             let start = Date()
-            run = try CalibrationRun(source, options: calibration, threads: threads)
+            run = try CalibrationRun(referenceSource, options: calibration, threads: threads)
             calibrationSeconds = Date().timeIntervalSince(start)
         }
         var results: [ComparisonRow] = []
         var baselinePerplexity: Double?
         for (i, spec) in rows.enumerated() {
             progress?(i, spec.label)
-            var row = try evaluate(spec, reference: reference, run: run, calibrationSeconds: calibrationSeconds)
+            var row = try evaluate(spec, reference: reference, referenceSource: referenceSource, run: run, calibrationSeconds: calibrationSeconds)
             if case .baseline = spec.recipe { baselinePerplexity = row.perplexity }
             if let base = baselinePerplexity { row.changePercent = 100 * (row.perplexity / base - 1) }
             results.append(row)
@@ -166,21 +169,22 @@ public struct MethodComparison {
         return results
     }
 
-    func evaluate(_ spec: RowSpec, reference: GPT2Model, run: CalibrationRun?, calibrationSeconds: Double) throws -> ComparisonRow {
-        let e = reference.config.embeddingSize, layers = reference.config.layerCount
+    func evaluate(_ spec: RowSpec, reference: any CausalLanguageModel, referenceSource: any WeightSource, run: CalibrationRun?,
+                  calibrationSeconds: Double) throws -> ComparisonRow {
+        let width = reference.config.kvSize, layers = reference.config.layerCount
         var modelSource: any WeightSource
         var conversion = 0.0
         var fileBytes = source.fileBytes
-        var bitsPerWeight = Double(8 * (source.tensors.first?.info.dtype.byteSize ?? 4))
+        var bitsPerWeight = Double(8 * (source.entries.first?.dtype.byteSize ?? 4))
         var method = "f32", granularity = "-", bits = "\(Int(bitsPerWeight))"
         var kv: KVQuantization?
 
         switch spec.recipe {
         case .baseline:
-            modelSource = try SafetensorsWeightSource(model: source)
+            modelSource = referenceSource
         case .kvCache(let kvBits, let outliers):
-            modelSource = try SafetensorsWeightSource(model: source)
-            kv = try run!.keys.quantization(bits: kvBits, outlierPercent: outliers, heads: reference.config.headCount)
+            modelSource = referenceSource
+            kv = try run!.keys.quantization(bits: kvBits, outlierPercent: outliers, heads: reference.config.kvHeadCount)
             method = "f32, KV simquant"
             bits = "32 (KV \(kvBits))"
         default:
@@ -189,8 +193,8 @@ public struct MethodComparison {
             switch spec.recipe {
             case let .weights(name, b, g):
                 (options.method, options.bits, options.granularity) = (name, b, g)
-            case .smoothQuant(let alpha):
-                options = try CalibratedMethods.smoothQuant(run!, alpha: alpha, base: options)
+            case let .smoothQuant(alpha, linearFed):
+                options = try CalibratedMethods.smoothQuant(run!, alpha: alpha, linearFedSites: linearFed, base: options)
                 conversion += calibrationSeconds
             case .llmInt8(let threshold):
                 options = try CalibratedMethods.llmInt8(run!, threshold: threshold, base: options)
@@ -223,15 +227,15 @@ public struct MethodComparison {
         }
 
         let mode = spec.compute ?? (modelSource.prefersInt8Compute ? .int8 : .f32)
-        let model = try GPT2Model(source: modelSource, quantizeDenseForInt8: mode == .int8)
+        let model = try modelSource.makeModel(quantizeDenseForInt8: mode == .int8)
         var context = ComputeContext(mode: mode, threads: threads)
         context.kvQuantization = kv
         let tally = kv.map { _ in KVQuantization.Tally() }
         context.kvTally = tally
         let comparison = ReferenceComparison(model: model, modelContext: context, reference: reference,
                                              referenceContext: ComputeContext(threads: threads), protocolSettings: settings)
-        let r = comparison.evaluate(tokens)
-        let kvBytes = Double(layers) * (kv?.bytesPerTokenPerLayer(embedding: e, tally: tally) ?? Double(2 * e * 4))
+        let r = try comparison.evaluate(tokens)
+        let kvBytes = Double(layers) * (kv?.bytesPerTokenPerLayer(width: width, tally: tally) ?? Double(2 * width * 4))
         return ComparisonRow(label: spec.label, method: method, granularity: granularity, bits: bits, compute: mode.rawValue,
                              fileBytes: fileBytes, bitsPerWeight: bitsPerWeight, perplexity: r.model.perplexity, changePercent: 0,
                              meanKL: r.meanKL, top1Agreement: r.top1Agreement, conversionSeconds: conversion,

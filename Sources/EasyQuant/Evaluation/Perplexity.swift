@@ -18,6 +18,13 @@ public struct PerplexityProtocol: Sendable, Equatable {
         precondition(self.stride >= 1)
     }
 
+    /// Refuses windows longer than the model's context.
+    public func check(against config: ModelConfig, origin: String) throws {
+        guard contextLength <= config.contextLength else {
+            throw ModelError.unsupported(origin: origin, reason: "windows of \(contextLength) tokens exceed the model's \(config.contextLength) positions; use --ctx \(config.contextLength) or less")
+        }
+    }
+
     /// One window: the tokens `range` of the text, of which the last `scored` are scored.
     public struct Window: Equatable, Sendable {
         public var range: Range<Int>
@@ -58,7 +65,7 @@ public struct PerplexityResult: Sendable {
 
 /// Scores token sequences with a model under a `PerplexityProtocol`.
 public struct PerplexityEvaluator {
-    public var model: GPT2Model
+    public var model: any CausalLanguageModel
     public var context: ComputeContext
     public var protocolSettings: PerplexityProtocol
     /// Positions whose logits are computed at once (bounds the [rows, vocab] logits buffer).
@@ -67,12 +74,15 @@ public struct PerplexityEvaluator {
     /// For comparing with other implementations; positions run from 0 to window length − 2.
     public var firstWindowLogits: ((Int, UnsafeBufferPointer<Float>) -> Void)?
 
-    public init(model: GPT2Model, context: ComputeContext, protocolSettings: PerplexityProtocol) {
+    public init(model: any CausalLanguageModel, context: ComputeContext, protocolSettings: PerplexityProtocol) {
         self.model = model; self.context = context; self.protocolSettings = protocolSettings
     }
 
-    /// Runs every window; `progress(tokensScored, totalToScore)` after each.
-    public func evaluate(_ tokens: [Int32], progress: ((Int, Int) -> Void)? = nil) -> PerplexityResult {
+    /// Runs every window; `progress(tokensScored, totalToScore)` after each. Refuses token
+    /// ids outside the model's vocabulary and windows longer than its context.
+    public func evaluate(_ tokens: [Int32], progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
+        try model.checkTokens(tokens, source: "the text")
+        try protocolSettings.check(against: model.config, origin: model.origin)
         let start = Date()
         let windows = protocolSettings.windows(tokenCount: tokens.count)
         let total = windows.reduce(0) { $0 + $1.scored }

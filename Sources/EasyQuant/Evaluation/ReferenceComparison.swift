@@ -18,14 +18,14 @@ public struct ComparisonResult: Sendable {
 /// Scores the same windows with a model and its reference in one process, position by
 /// position, without storing logits (llama.cpp's KL-divergence mode needs a logits file).
 public struct ReferenceComparison {
-    public var model: GPT2Model
+    public var model: any CausalLanguageModel
     public var modelContext: ComputeContext
-    public var reference: GPT2Model
+    public var reference: any CausalLanguageModel
     public var referenceContext: ComputeContext
     public var protocolSettings: PerplexityProtocol
     public var logitRows = 64
 
-    public init(model: GPT2Model, modelContext: ComputeContext, reference: GPT2Model, referenceContext: ComputeContext,
+    public init(model: any CausalLanguageModel, modelContext: ComputeContext, reference: any CausalLanguageModel, referenceContext: ComputeContext,
                 protocolSettings: PerplexityProtocol) {
         self.model = model; self.modelContext = modelContext; self.reference = reference
         self.referenceContext = referenceContext; self.protocolSettings = protocolSettings
@@ -37,8 +37,13 @@ public struct ReferenceComparison {
         var agree = false
     }
 
-    public func evaluate(_ tokens: [Int32], progress: ((Int, Int) -> Void)? = nil) -> ComparisonResult {
-        precondition(model.config.vocabSize == reference.config.vocabSize, "the models have different vocabularies")
+    public func evaluate(_ tokens: [Int32], progress: ((Int, Int) -> Void)? = nil) throws -> ComparisonResult {
+        guard model.config.vocabSize == reference.config.vocabSize else {
+            throw ModelError.unsupported(origin: reference.origin, reason: "its vocabulary (\(reference.config.vocabSize)) differs from the model's (\(model.config.vocabSize)); compare a model with its own original")
+        }
+        try model.checkTokens(tokens, source: "the text")
+        try protocolSettings.check(against: model.config, origin: model.origin)
+        try protocolSettings.check(against: reference.config, origin: reference.origin)
         var modelSeconds = 0.0, referenceSeconds = 0.0
         let windows = protocolSettings.windows(tokenCount: tokens.count)
         let total = windows.reduce(0) { $0 + $1.scored }

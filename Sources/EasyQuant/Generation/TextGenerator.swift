@@ -29,21 +29,22 @@ public struct GenerationResult: Sendable {
 
 /// Incremental decoding with a KV cache: the prompt in one pass, then one token at a time.
 public struct TextGenerator {
-    public var model: GPT2Model
+    public var model: any CausalLanguageModel
     public var context: ComputeContext
     public var kvQuantization: KVQuantization?
     /// Stop when this token is produced (GPT-2's `<|endoftext|>`), if set.
     public var endOfText: Int32?
 
-    public init(model: GPT2Model, context: ComputeContext, kvQuantization: KVQuantization? = nil, endOfText: Int32? = nil) {
+    public init(model: any CausalLanguageModel, context: ComputeContext, kvQuantization: KVQuantization? = nil, endOfText: Int32? = nil) {
         self.model = model; self.context = context; self.kvQuantization = kvQuantization; self.endOfText = endOfText
     }
 
     /// Continues `prompt` by up to `maxNewTokens` tokens, calling `onToken` as each arrives.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
-                         onToken: ((Int32) -> Void)? = nil) -> GenerationResult {
-        precondition(!prompt.isEmpty, "the prompt must have at least one token")
-        let cache = KVCache(config: model.config, quantization: kvQuantization)
+                         onToken: ((Int32) -> Void)? = nil) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw ModelError.unsupported(origin: model.origin, reason: "the prompt is empty after tokenization") }
+        try model.checkTokens(prompt, source: "the prompt")
+        let cache = model.makeCache(quantization: kvQuantization, capacity: nil)
         var rng = SeededGenerator(seed: sampling.seed)
         let v = model.config.vocabSize, e = model.config.embeddingSize
         var logits = [Float](repeating: 0, count: v)

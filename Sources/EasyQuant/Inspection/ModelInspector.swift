@@ -109,15 +109,15 @@ public struct ModelInspector {
             if plotIndices.isEmpty { throw InspectionError.nothingToPlot(file: path) }
         }
 
-        // The original, matched by name (with or without GPT-2's `transformer.` prefix).
+        // The original, matched by name (with or without a family's optional prefix).
         var original: SafetensorsModel?
         var originalIndex: [Int: SafetensorsModel.Tensor] = [:]
         if let originalPath = options.original {
             let o = try SafetensorsModel(path: originalPath)
             var byCanonical: [String: SafetensorsModel.Tensor] = [:]
-            for t in o.tensors { byCanonical[GPT2Names.canonical(t.name)] = byCanonical[GPT2Names.canonical(t.name)] ?? t }
+            for t in o.tensors where byCanonical[ModelFamilies.matchingName(t.name)] == nil { byCanonical[ModelFamilies.matchingName(t.name)] = t }
             for (i, name) in names.enumerated() {
-                guard let t = o.tensor(name) ?? byCanonical[GPT2Names.canonical(name)] else {
+                guard let t = o.tensor(name) ?? byCanonical[ModelFamilies.matchingName(name)] else {
                     throw InspectionError.notInOriginal(original: originalPath, tensor: name, file: path)
                 }
                 let shape = Self.shape(of: model, i)
@@ -219,7 +219,7 @@ public struct ModelInspector {
                                   sourceDType: t.info.dtype.rawValue, quantization: nil,
                                   elementCount: t.info.elementCount, storedBytes: t.info.byteCount)
             if needValues {
-                stream = { body in try ModelConverter.withFloats(of: t, in: m) { try body(0, $0) } }
+                stream = { body in try m.withFloats(of: t) { try body(0, $0) } }
                 done = { m.release(t) }
             }
         case .gguf(let file):
@@ -241,7 +241,7 @@ public struct ModelInspector {
             defer { source.release(tensor) }
             let shard = source.shards[tensor.shard]
             let base = shard.fileRange(of: tensor.info).lowerBound, width = tensor.info.dtype.byteSize
-            try ModelConverter.withFloats(of: tensor, in: source) { originalValues in
+            try source.withFloats(of: tensor) { originalValues in
                 var stats = TensorStatistics(), error = ErrorMetrics()
                 try stream { offset, values in
                     stats.add(values)
@@ -331,16 +331,16 @@ public struct ModelInspector {
     }
 
     /// The index of the tensor the user named: the exact name, else the same name with or
-    /// without GPT-2's `transformer.` prefix.
+    /// without a family's optional prefix (GPT-2's `transformer.`).
     static func resolve(_ name: String, in names: [String], file: String) throws -> Int {
         if let i = names.firstIndex(of: name) { return i }
-        if let i = names.firstIndex(where: { GPT2Names.canonical($0) == GPT2Names.canonical(name) }) { return i }
+        if let i = names.firstIndex(where: { ModelFamilies.matchingName($0) == ModelFamilies.matchingName(name) }) { return i }
         throw InspectionError.noSuchTensor(file: file, tensor: name, known: names)
     }
 
     /// A few tensors that show the model's weight kinds: the token embedding, the first
     /// attention and MLP input projections and the deepest layer's MLP output projection when
-    /// the names are GPT-2's, else up to four spread over the quantized (or all) 2-D tensors.
+    /// the names are a known family's, else up to four spread over the quantized (or all) 2-D tensors.
     public static func representativeTensors(_ model: InspectedModel) -> [Int] {
         let names = model.tensorNames
         var candidates = Array(names.indices)
@@ -352,13 +352,14 @@ public struct ModelInspector {
         if !matrices.isEmpty { candidates = matrices }
         var picks: [Int] = []
         func add(_ i: Int?) { if let i, !picks.contains(i) { picks.append(i) } }
-        let canonical = candidates.map { ($0, GPT2Names.canonical(names[$0])) }
-        add(canonical.first { $0.1 == "wte.weight" }?.0)
-        add(canonical.first { $0.1.hasSuffix(".attn.c_attn.weight") }?.0)
-        add(canonical.first { $0.1.hasSuffix(".mlp.c_fc.weight") }?.0)
+        let canonical = candidates.map { ($0, ModelFamilies.matchingName(names[$0])) }
+        func ends(_ name: String, _ suffixes: [String]) -> Bool { suffixes.contains { name == $0 || name.hasSuffix("." + $0) } }
+        add(canonical.first { ends($0.1, ["wte.weight", "model.embed_tokens.weight"]) }?.0)
+        add(canonical.first { ends($0.1, ["attn.c_attn.weight", "self_attn.q_proj.weight"]) }?.0)
+        add(canonical.first { ends($0.1, ["mlp.c_fc.weight", "mlp.up_proj.weight"]) }?.0)
         // The deepest layer by number: files list "h.10" before "h.9".
-        func layer(_ name: String) -> Int { name.split(separator: ".").dropFirst().first.flatMap { Int($0) } ?? -1 }
-        add(canonical.filter { $0.1.hasSuffix(".mlp.c_proj.weight") }.max { layer($0.1) < layer($1.1) }?.0)
+        func layer(_ name: String) -> Int { name.split(separator: ".").compactMap { Int($0) }.first ?? -1 }
+        add(canonical.filter { ends($0.1, ["mlp.c_proj.weight", "mlp.down_proj.weight"]) }.max { layer($0.1) < layer($1.1) }?.0)
         if picks.count < 2 {
             for k in 0..<4 where !candidates.isEmpty {
                 add(candidates[Swift.min(candidates.count - 1, k * (candidates.count - 1) / 3)])

@@ -74,6 +74,57 @@ public enum VectorOps {
         }
     }
 
+    // MARK: RMS norm
+
+    /// RMS normalisation of each row (Llama's RMSNorm): `out[i,j] = x[i,j] / √(mean_j x² + eps) · gamma[j]`.
+    /// The sum of squares is gathered in float lanes and finished in double. `out` may equal `x`.
+    public static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>, eps: Float,
+                               out: UnsafeMutablePointer<Float>, threads: Int = Parallel.defaultThreads) {
+        precondition(rows >= 0 && cols > 0, "rmsNorm: bad shape \(rows)×\(cols)")
+        let w = FloatVector.scalarCount
+        let full = cols / w * w
+        forRows(rows, cols: cols, threads: threads) { range in
+            for i in range {
+                let row = x + i * cols
+                let dst = out + i * cols
+                var acc = FloatVector()
+                var j = 0
+                while j < full { let v = FloatVector.load(row + j); acc += v * v; j += w }
+                var sum = 0.0
+                for l in 0..<w { sum += Double(acc[l]) }
+                while j < cols { sum += Double(row[j] * row[j]); j += 1 }
+                let rstd = Float(1 / (Float(sum / Double(cols)) + eps).squareRoot())
+                let rstdV = FloatVector(repeating: rstd)
+                j = 0
+                while j < full { (FloatVector.load(row + j) * rstdV * FloatVector.load(gamma + j)).store(dst + j); j += w }
+                while j < cols { dst[j] = row[j] * rstd * gamma[j]; j += 1 }
+            }
+        }
+    }
+
+    // MARK: SwiGLU
+
+    /// Llama's gated MLP activation: `out[i] = silu(gate[i]) · up[i]` with silu(g) = g / (1 + e^−g).
+    /// `out` may equal `up` or `gate`.
+    public static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<Float>,
+                              threads: Int = Parallel.defaultThreads) {
+        precondition(count >= 0, "swiglu: negative count")
+        let w = FloatVector.scalarCount
+        let chunk = 4096
+        forRows((count + chunk - 1) / chunk, cols: chunk, threads: threads) { range in
+            for c in range {
+                let lo = c * chunk, hi = min(count, lo + chunk)
+                var j = lo
+                while j + w <= hi {
+                    let g = FloatVector.load(gate + j)
+                    (g / (1 + vexp(-g)) * FloatVector.load(up + j)).store(out + j)
+                    j += w
+                }
+                while j < hi { let g = gate[j]; out[j] = g / (1 + Foundation.exp(-g)) * up[j]; j += 1 }
+            }
+        }
+    }
+
     // MARK: GELU
 
     /// GPT-2's `gelu_new`, the tanh approximation of GELU:

@@ -1,106 +1,57 @@
 /// The keys and values of the tokens seen so far, per layer, for incremental decoding.
 ///
-/// Without quantization it holds f32. With a `KVQuantization` it holds what such a cache
-/// would: one byte-wide code per key and value element (b bits used), each value vector's
-/// range, and the outliers kept exactly; attention reads them dequantized. The numbers
-/// attention sees are the same as `KVQuantization.roundTrip` gives in a whole-window pass.
+/// Rows are `kvSize` wide (key/value heads × head size, which grouped-query attention makes
+/// narrower than the embedding). With a `KVQuantization`, each new row is quantized as the
+/// cache would store it (codes, the value vectors' ranges, the outliers kept exactly) and
+/// decoded once, when it is appended: attention then reads the decoded rows in place on
+/// every later step, and the numbers it sees are those `KVQuantization.roundTrip` gives in a
+/// whole-window pass. `bytesPerToken` is what the quantized cache stores per token.
 public final class KVCache {
     public let layers: Int
-    public let embedding: Int
+    /// Values per key (and per value) row.
+    public let width: Int
     public let capacity: Int
     public let quantization: KVQuantization?
     /// Tokens held (all layers hold the same number once a step is committed).
     public private(set) var count = 0
+    /// Keys and values per layer, [capacity, width].
+    private let keys: [UnsafeMutablePointer<Float>]
+    private let values: [UnsafeMutablePointer<Float>]
+    /// What the quantization kept exactly, over all layers and rows.
+    private let tally = KVQuantization.Tally()
 
-    /// f32 keys and values per layer, [capacity, E] (without quantization).
-    private var keys: [UnsafeMutablePointer<Float>] = []
-    private var values: [UnsafeMutablePointer<Float>] = []
-    private var keyCodes: [[UInt8]]
-    private var valueCodes: [[UInt8]]
-    /// Per layer, per token and head: the (low, high) range of the value vector.
-    private var valueRanges: [[Float]]
-    /// Per layer: element index (token · E + channel) → exact value, for keys and values.
-    private var keyOutliers: [[Int: Float]]
-    private var valueOutliers: [[Int: Float]]
-    /// Dequantized keys and values of the layer being computed (with quantization).
-    private let scratchKeys: UnsafeMutablePointer<Float>
-    private let scratchValues: UnsafeMutablePointer<Float>
-
-    public init(config: GPT2Config, quantization: KVQuantization? = nil, capacity: Int? = nil) {
+    public init(config: ModelConfig, quantization: KVQuantization? = nil, capacity: Int? = nil) {
         layers = config.layerCount
-        embedding = config.embeddingSize
+        width = config.kvSize
         self.capacity = min(capacity ?? config.contextLength, config.contextLength)
         self.quantization = quantization
-        let n = self.capacity * embedding
-        let quantized = quantization != nil
-        if !quantized {
-            keys = (0..<layers).map { _ in .allocate(capacity: n) }
-            values = (0..<layers).map { _ in .allocate(capacity: n) }
-        }
-        scratchKeys = .allocate(capacity: quantized ? n : 1)
-        scratchValues = .allocate(capacity: quantized ? n : 1)
-        keyCodes = Array(repeating: quantized ? [UInt8](repeating: 0, count: n) : [], count: layers)
-        valueCodes = keyCodes
-        valueRanges = Array(repeating: quantized ? [Float](repeating: 0, count: self.capacity * 2 * config.headCount) : [], count: layers)
-        keyOutliers = Array(repeating: [:], count: layers)
-        valueOutliers = keyOutliers
+        let n = max(1, self.capacity * width)
+        keys = (0..<layers).map { _ in .allocate(capacity: n) }
+        values = (0..<layers).map { _ in .allocate(capacity: n) }
     }
 
-    deinit {
-        (keys + values + [scratchKeys, scratchValues]).forEach { $0.deallocate() }
-    }
+    deinit { (keys + values).forEach { $0.deallocate() } }
 
-    /// Bytes the cache holds per token, over all layers (f32, or codes + value ranges + outliers).
+    /// Bytes the cache stores per token, over all layers: f32, or codes + value ranges +
+    /// outliers at the rate seen so far.
     public var bytesPerToken: Double {
-        guard let q = quantization else { return Double(layers * 2 * embedding * 4) }
-        let outliers = count == 0 ? 0 : Double(keyOutliers.reduce(0) { $0 + $1.count } + valueOutliers.reduce(0) { $0 + $1.count }) / Double(count)
-        return Double(layers) * (2 * Double(embedding * q.bits) / 8 + Double(q.heads * 8)) + 6 * outliers
+        guard let q = quantization else { return Double(layers * 2 * width * 4) }
+        return Double(layers) * q.bytesPerTokenPerLayer(width: width, tally: tally)
     }
 
-    /// Stores the keys and values of `n` new tokens of `layer` (rows of qkv [n, 3E]) at
-    /// positions count ..< count+n, and returns the dequantized keys and values of positions
-    /// 0 ..< count+n, [count+n, E] each, valid until the next call.
-    func append(layer l: Int, qkv: UnsafePointer<Float>, tokens n: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
-        let e = embedding
+    /// Stores the keys and values of `n` new tokens of `layer` (row t at `newKeys + t·ld`)
+    /// at positions count ..< count+n, quantized and decoded if the cache is quantized, and
+    /// returns the keys and values of positions 0 ..< count+n, [count+n, width] each.
+    func append(layer l: Int, keys newKeys: UnsafePointer<Float>, values newValues: UnsafePointer<Float>, ld: Int,
+                tokens n: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
         precondition(count + n <= capacity, "the KV cache holds \(capacity) tokens")
-        guard let q = quantization else {
-            for t in 0..<n {
-                (keys[l] + (count + t) * e).update(from: qkv + t * 3 * e + e, count: e)
-                (values[l] + (count + t) * e).update(from: qkv + t * 3 * e + 2 * e, count: e)
-            }
-            return (UnsafePointer(keys[l]), UnsafePointer(values[l]))
-        }
-        let d = e / q.heads
+        let k = keys[l] + count * width, v = values[l] + count * width
         for t in 0..<n {
-            let row = count + t
-            for c in 0..<e {
-                let x = qkv[t * 3 * e + e + c]
-                let (lo, hi) = (q.keyLow[l][c], q.keyHigh[l][c])
-                if q.outlierPercent > 0, x < lo || x > hi { keyOutliers[l][row * e + c] = x }
-                keyCodes[l][row * e + c] = KVQuantization.encode(x, low: lo, high: hi, levels: q.levels)
-            }
-            for h in 0..<q.heads {
-                var vector = Array(UnsafeBufferPointer(start: qkv + t * 3 * e + 2 * e + h * d, count: d))
-                let (lo, hi, outliers) = q.valueRange(&vector)
-                valueRanges[l][(row * q.heads + h) * 2] = lo
-                valueRanges[l][(row * q.heads + h) * 2 + 1] = hi
-                for i in 0..<d {
-                    if outliers.contains(i) { valueOutliers[l][row * e + h * d + i] = vector[i] }
-                    valueCodes[l][row * e + h * d + i] = KVQuantization.encode(vector[i], low: lo, high: hi, levels: q.levels)
-                }
-            }
+            (k + t * width).update(from: newKeys + t * ld, count: width)
+            (v + t * width).update(from: newValues + t * ld, count: width)
         }
-        // Dequantize everything attention will read.
-        for row in 0..<(count + n) {
-            for c in 0..<e {
-                let i = row * e + c
-                scratchKeys[i] = keyOutliers[l][i] ?? KVQuantization.decode(keyCodes[l][i], low: q.keyLow[l][c], high: q.keyHigh[l][c], levels: q.levels)
-                let h = c / d
-                let lo = valueRanges[l][(row * q.heads + h) * 2], hi = valueRanges[l][(row * q.heads + h) * 2 + 1]
-                scratchValues[i] = valueOutliers[l][i] ?? KVQuantization.decode(valueCodes[l][i], low: lo, high: hi, levels: q.levels)
-            }
-        }
-        return (UnsafePointer(scratchKeys), UnsafePointer(scratchValues))
+        quantization?.roundTrip(keys: k, values: v, ld: width, tokens: n, width: width, layer: l, threads: 1, tally: tally)
+        return (UnsafePointer(keys[l]), UnsafePointer(values[l]))
     }
 
     /// Makes the `n` tokens appended to every layer part of the cache.

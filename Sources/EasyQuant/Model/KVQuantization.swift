@@ -14,6 +14,7 @@ import Foundation
 public struct KVQuantization: Sendable {
     public var bits: Int
     public var outlierPercent: Double
+    /// Key/value heads: each value vector (one head of one token) gets its own range.
     public var heads: Int
     /// Per layer: the calibrated key range of each channel.
     public var keyLow: [[Float]]
@@ -109,24 +110,25 @@ public struct KVQuantization: Sendable {
         return (Float(q) - z) / s
     }
 
-    /// Rounds keys and values of a window's fused projection qkv [T, 3E] in place, as a
-    /// cache would hold them.
-    func roundTrip(qkv: UnsafeMutablePointer<Float>, tokens: Int, embedding e: Int, layer: Int, threads: Int, tally: Tally?) {
+    /// Rounds `tokens` rows of keys and values (row t at `keys + t·ld`, `width` values: all
+    /// key/value heads) in place, as a cache would hold them.
+    func roundTrip(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, ld: Int, tokens: Int, width: Int,
+                   layer: Int, threads: Int, tally: Tally?) {
         Parallel.forRanges(tokens, threads: threads, minimumChunk: 16) { range in
-            var keys = 0, values = 0
+            var keptKeys = 0, keptValues = 0
             for t in range {
-                keys += roundTripKey(qkv + t * 3 * e + e, width: e, layer: layer)
-                values += roundTripValue(qkv + t * 3 * e + 2 * e, width: e)
+                keptKeys += roundTripKey(keys + t * ld, width: width, layer: layer)
+                keptValues += roundTripValue(values + t * ld, width: width)
             }
-            tally?.add(keys: keys, values: values, vectors: range.count)
+            tally?.add(keys: keptKeys, values: keptValues, vectors: range.count)
         }
     }
 
-    /// Bytes a cache of this kind holds per token per layer: codes for keys and values,
-    /// a scale and zero point (f32 each) per value vector, and 6 bytes (u16 index + f32)
-    /// per outlier at the rate `tally` counted.
-    public func bytesPerTokenPerLayer(embedding e: Int, tally: Tally?) -> Double {
-        let codes = 2 * Double(e * bits) / 8
+    /// Bytes a cache of this kind holds per token per layer for rows of `width` values:
+    /// codes for keys and values, a scale and zero point (f32 each) per value vector, and
+    /// 6 bytes (u16 index + f32) per outlier at the rate `tally` counted.
+    public func bytesPerTokenPerLayer(width: Int, tally: Tally?) -> Double {
+        let codes = 2 * Double(width * bits) / 8
         let valueParameters = Double(heads * 8)
         let outliers = tally.map { $0.vectors == 0 ? 0 : Double($0.keyOutliers + $0.valueOutliers) / Double($0.vectors) } ?? 0
         return codes + valueParameters + 6 * outliers
@@ -134,7 +136,7 @@ public struct KVQuantization: Sendable {
 
     // MARK: Calibration storage
 
-    /// Names of the extra tensors that hold the calibrated key ranges of `layer`: [levels, E].
+    /// Names of the extra tensors that hold the calibrated key ranges of `layer`: [levels, key width].
     public static func keyRangeNames(layer: Int) -> (low: String, high: String) {
         ("eqm.kv.h.\(layer).key_low", "eqm.kv.h.\(layer).key_high")
     }
@@ -143,10 +145,13 @@ public struct KVQuantization: Sendable {
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case notCalibrated(model: String)
         case unknownLevel(Double)
+        case badRanges(model: String, tensor: String, shape: [Int], expected: [Int])
         public var description: String {
             switch self {
             case .notCalibrated(let m):
                 return "\(m): no calibrated key ranges for --kv-bits; convert the model with --calib FILE (any method) to record them"
+            case let .badRanges(m, t, shape, expected):
+                return "\(m): \(t) has shape \(shape) but this model's keys need \(expected); the key ranges do not belong to this model, so convert it again with --calib"
             case .unknownLevel(let p):
                 return "--kv-outliers \(p) is not a calibrated level; use one of \(KVQuantization.outlierLevels.map { Format.fixed($0, 1) }.joined(separator: ", "))"
             }
@@ -154,15 +159,20 @@ public struct KVQuantization: Sendable {
     }
 
     /// The settings for `bits` and `outlierPercent` from the key ranges a source carries.
-    public static func load(from source: any WeightSource, layers: Int, heads: Int, bits: Int, outlierPercent: Double) throws -> KVQuantization {
+    public static func load(from source: any WeightSource, layers: Int, heads: Int, width: Int, bits: Int,
+                            outlierPercent: Double) throws -> KVQuantization {
         guard let level = outlierLevels.firstIndex(where: { abs($0 - outlierPercent) < 1e-9 }) else {
             throw Failure.unknownLevel(outlierPercent)
         }
         var low: [[Float]] = [], high: [[Float]] = []
         for l in 0..<layers {
             let names = keyRangeNames(layer: l)
-            guard let shape = source.shapes[names.low], shape.count == 2, shape[0] == outlierLevels.count else {
+            guard let shape = source.shapes[names.low], shape.count == 2, shape[0] == outlierLevels.count,
+                  source.shapes[names.high] == shape else {
                 throw Failure.notCalibrated(model: source.origin)
+            }
+            guard shape[1] == width else {
+                throw Failure.badRanges(model: source.origin, tensor: names.low, shape: shape, expected: [outlierLevels.count, width])
             }
             let e = shape[1]
             low.append(Array(try source.floats(names.low)[(level * e)..<((level + 1) * e)]))

@@ -1,14 +1,17 @@
 import Foundation
 
-/// Where a model's weights come from: a safetensors model or an `.eqm` file.
+/// Where a model's weights come from: a safetensors model, an `.eqm` file or a GGUF file.
 ///
-/// Names are canonical (without the `transformer.` prefix); each source maps them back to
-/// what its file calls them. The model asks for vectors as floats and for matrices in
-/// whatever form the source holds them, so quantized weights stay quantized.
+/// Names are canonical (the family's `canonicalName`: GPT-2 without `transformer.`, Llama as
+/// Hugging Face names it); each source maps them back to what its file calls them. The model
+/// asks for vectors as floats and for matrices in whatever form the source holds them, so
+/// quantized weights stay quantized.
 public protocol WeightSource: AnyObject, Sendable {
     /// The path, for messages.
     var origin: String { get }
-    /// The embedded or neighbouring `config.json`.
+    /// The model family the file holds.
+    var family: any ModelFamily { get }
+    /// The Hugging Face `config.json` (embedded, beside the weights, or made from GGUF metadata).
     var configJSON: JSONValue? { get }
     /// Shapes by canonical name.
     var shapes: [String: [Int]] { get }
@@ -27,26 +30,55 @@ public protocol WeightSource: AnyObject, Sendable {
     func outliers(_ name: String) throws -> OutlierFeatures?
 }
 
-/// Opens a weight source by sniffing the file: `.eqm`, or safetensors (file or folder).
+extension WeightSource {
+    /// The model's hyperparameters, validated against the tensors.
+    public func modelConfig() throws -> ModelConfig {
+        try family.config(json: configJSON, shapes: shapes, origin: origin)
+    }
+
+    /// The network, built by the source's family. `quantizeDenseForInt8`: float matrices are
+    /// quantized on load (absmax per output channel) for int8 compute.
+    public func makeModel(quantizeDenseForInt8: Bool = false) throws -> DecoderModel {
+        try family.makeModel(source: self, config: modelConfig(), quantizeDenseForInt8: quantizeDenseForInt8)
+    }
+}
+
+/// Opens a weight source by sniffing the file: `.eqm`, GGUF, or safetensors (file or folder).
 public func openWeightSource(path: String) throws -> any WeightSource {
     if EQMSniffer.isEQM(path: path) { return try EQMWeightSource(file: EQMFile(path: path)) }
+    if GGUFFile.isGGUF(path: path) { return try GGUFWeightSource(file: GGUFFile(path: path)) }
     return try SafetensorsWeightSource(model: SafetensorsModel(path: path))
+}
+
+/// Builds a source's canonical-name table: tensors the family does not count as weights
+/// (buffers) are left out, and two file names that mean the same tensor (`ln_f.bias` beside
+/// `transformer.ln_f.bias`) are refused rather than letting one silently win.
+func canonicalTable<T>(_ items: [(fileName: String, value: T)], family: any ModelFamily, origin: String) throws -> [String: T] {
+    var table: [String: T] = [:]
+    var fileNames: [String: String] = [:]
+    for (fileName, value) in items {
+        guard let canonical = family.canonicalName(fileName) else { continue }
+        if let other = fileNames[canonical] {
+            throw ModelError.unsupported(origin: origin, reason: "tensors \(other) and \(fileName) are the same tensor (\(canonical)) under two names; keep one of them")
+        }
+        fileNames[canonical] = fileName
+        table[canonical] = value
+    }
+    return table
 }
 
 /// Weights read from a safetensors model. Aligned F32 matrices are used in place, straight
 /// from the memory map; F16 and BF16 are widened to F32 on load.
 public final class SafetensorsWeightSource: WeightSource, @unchecked Sendable {
     public let model: SafetensorsModel
+    public let family: any ModelFamily
     public let shapes: [String: [Int]]
     private let names: [String: SafetensorsModel.Tensor]
 
     public init(model: SafetensorsModel) throws {
         self.model = model
-        var names: [String: SafetensorsModel.Tensor] = [:]
-        for t in model.tensors where !GPT2Names.isMaskBuffer(t.name) {
-            names[GPT2Names.canonical(t.name)] = t
-        }
-        self.names = names
+        family = try ModelFamilies.detect(config: model.config, fileNames: model.tensors.map(\.name), origin: model.path)
+        names = try canonicalTable(model.tensors.map { ($0.name, $0) }, family: family, origin: model.path)
         shapes = names.mapValues { $0.info.shape }
     }
 
@@ -58,7 +90,7 @@ public final class SafetensorsWeightSource: WeightSource, @unchecked Sendable {
     func tensor(_ name: String) throws -> SafetensorsModel.Tensor {
         guard let t = names[name] else { throw ModelError.missingTensor(origin: origin, name: name) }
         guard t.info.dtype.isFloatingPoint else {
-            throw ModelError.unsupported(origin: origin, reason: "tensor \(t.name) is \(t.info.dtype.rawValue), not a float type")
+            throw ModelError.unsupported(origin: origin, reason: "tensor \(t.name) is \(t.info.dtype.rawValue); model weights must be a float type (F32, F16, BF16)")
         }
         return t
     }
@@ -79,24 +111,26 @@ public final class SafetensorsWeightSource: WeightSource, @unchecked Sendable {
 
     public func tokenizerFiles() throws -> [String: [UInt8]] {
         var files: [String: [UInt8]] = [:]
-        for (name, path) in model.tokenizerFiles {
-            files[name] = try InputFile.read(path)
-        }
+        for (name, path) in model.tokenizerFiles { files[name] = try InputFiles.read(path, what: "tokenizer file") }
         return files
     }
 }
 
-/// Weights read from an `.eqm` file: quantized tensors stay quantized (one byte per code).
+/// Weights read from an `.eqm` file: quantized tensors stay quantized.
 public final class EQMWeightSource: WeightSource, @unchecked Sendable {
     public let file: EQMFile
+    public let family: any ModelFamily
     public let shapes: [String: [Int]]
     private let names: [String: EQMTensorRecord]
 
     public init(file: EQMFile) throws {
         self.file = file
-        var names: [String: EQMTensorRecord] = [:]
-        for r in file.tensors where !GPT2Names.isMaskBuffer(r.name) { names[GPT2Names.canonical(r.name)] = r }
-        self.names = names
+        if let recorded = file.metadata["model"]?["architecture"]?.stringValue, let f = ModelFamilies.named(recorded) {
+            family = f
+        } else {
+            family = try ModelFamilies.detect(config: file.modelConfig, fileNames: file.tensors.map(\.name), origin: file.path)
+        }
+        names = try canonicalTable(file.tensors.map { ($0.name, $0) }, family: family, origin: file.path)
         shapes = names.mapValues(\.shape)
     }
 

@@ -54,9 +54,16 @@ extension QuantizationMethod {
     return (y + magic) - magic
 }
 
+/// Clamps a rounded code to [lo, hi] and converts it to an integer.
+///
+/// The clamp happens in float, so the value is an integer within ±2^22; adding 1.5·2^23
+/// puts it where one unit of the mantissa is 1, and the integer is read off the bit pattern.
+/// That is exact, costs two adds, and needs no checked float-to-integer conversion (which
+/// would trap on NaN; NaN weights are refused before any code is computed).
 @inline(__always) func clampCode(_ x: Float, _ lo: Int32, _ hi: Int32) -> Int32 {
-    // Clamp in float first so that out-of-range values never reach the integer conversion.
-    Int32(Swift.min(Swift.max(x, Float(lo)), Float(hi)))
+    let magic: Float = 12_582_912  // 1.5 · 2^23
+    let clamped = Swift.min(Swift.max(x, Float(lo)), Float(hi))
+    return Int32(bitPattern: (clamped + magic).bitPattern) &- Int32(bitPattern: magic.bitPattern)
 }
 
 /// Looks methods up by name.

@@ -82,11 +82,18 @@ public enum CodePacking {
     /// Packs one code per byte (two's complement low bits) into the stored form.
     public static func pack(_ unpacked: [UInt8], bits: Int) -> [UInt8] {
         guard isPacked(bits: bits) else { return unpacked }
-        var out = [UInt8](repeating: 0, count: (unpacked.count + 1) / 2)
-        for i in 0..<unpacked.count {
-            let nibble = unpacked[i] & 0x0F
-            out[i >> 1] |= i & 1 == 0 ? nibble : nibble << 4
+        let n = unpacked.count
+        return [UInt8](unsafeUninitializedCapacity: (n + 1) / 2) { out, written in
+            unpacked.withUnsafeBufferPointer { codes in
+                // Element 2i in the low nibble, 2i+1 in the high one (FORMAT.md §5.2).
+                var i = 0
+                while i &+ 1 < n {
+                    out[i >> 1] = (codes[i] & 0x0F) | (codes[i &+ 1] << 4)
+                    i &+= 2
+                }
+                if i < n { out[i >> 1] = codes[i] & 0x0F }
+            }
+            written = (n + 1) / 2
         }
-        return out
     }
 }

@@ -89,14 +89,23 @@ extension QuantizationMethod {
         unpacked.withUnsafeMutableBufferPointer { out in
             params.withUnsafeBufferPointer { p in
                 Parallel.forRanges(rows, threads: threads, minimumChunk: max(1, 16384 / max(1, cols))) { rowRange in
+                    // Bounds were fixed above (rows × cols values, blockRows × blockCols
+                    // parameters); inside a row the offsets stay below cols, so the inner
+                    // loops use wrapping arithmetic and run without per-element checks.
                     for r in rowRange {
                         let row = base! + r * cols
                         let dst = out.baseAddress! + r * cols
                         let prow = p.baseAddress! + (r / layout.rows) * blockCols
                         if layout.columns == 1 {
-                            for c in 0..<cols { dst[c] = UInt8(truncatingIfNeeded: code(row[c], prow[c])) }
+                            var c = 0
+                            while c < cols { dst[c] = UInt8(truncatingIfNeeded: code(row[c], prow[c])); c &+= 1 }
                         } else {
-                            for c in 0..<cols { dst[c] = UInt8(truncatingIfNeeded: code(row[c], prow[c / layout.columns])) }
+                            for bc in 0..<blockCols {
+                                let parameters = prow[bc]
+                                var c = bc &* layout.columns
+                                let end = Swift.min(cols, c &+ layout.columns)
+                                while c < end { dst[c] = UInt8(truncatingIfNeeded: code(row[c], parameters)); c &+= 1 }
+                            }
                         }
                     }
                 }

@@ -10,7 +10,8 @@ import Glibc
 /// `/dev/zero` never ends; a directory given where a file is expected deserves its own
 /// message. So every input is `stat`ed first, then opened with `O_NONBLOCK` (which cannot
 /// wait on a FIFO that appeared in between), then `fstat`ed again, and anything but a regular
-/// file is refused with a one-line error naming it and saying what it is.
+/// file is refused with a one-line error naming it and saying what it is. `MappedFile` opens
+/// through here, and so does everything built on it (`InputFiles` for small files read whole).
 public enum InputFile {
     /// What a path names, as far as opening it for reading is concerned.
     public enum Kind: Equatable, Sendable {
@@ -22,10 +23,6 @@ public enum InputFile {
         /// A FIFO, socket, device or other special file, described in words.
         case special(String)
     }
-
-    /// Largest companion file read whole (config.json, an index, tokenizer files): 64 MiB.
-    /// The largest real ones (Llama 3's tokenizer.json) are about 9 MB.
-    public static let maxCompanionFileSize = 64 << 20
 
     /// What `path` names (symbolic links followed), without opening it.
     public static func kind(of path: String) -> Kind {
@@ -79,28 +76,6 @@ public enum InputFile {
         case .directory: throw FileError.notRegular(path: path, what: "a directory")
         case .special(let what): throw FileError.notRegular(path: path, what: what)
         }
-    }
-
-    /// The whole content of a regular file of at most `limit` bytes.
-    public static func read(_ path: String, limit: Int = maxCompanionFileSize) throws -> [UInt8] {
-        let (fd, size) = try openRegular(path)
-        defer { close(fd) }
-        guard size <= limit else { throw FileError.tooLarge(path: path, size: size, limit: limit) }
-        var bytes = [UInt8](repeating: 0, count: size)
-        var filled = 0
-        try bytes.withUnsafeMutableBytes { buffer in
-            while filled < size {
-                let n = Glibc.read(fd, buffer.baseAddress! + filled, size - filled)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
-                }
-                if n == 0 { break }  // the file shrank while being read: keep what is there
-                filled += n
-            }
-        }
-        if filled < size { bytes.removeSubrange(filled...) }
-        return bytes
     }
 
     /// Up to `count` bytes from the start of a regular file, or nil if `path` is not a

@@ -71,8 +71,6 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
     case notFound(path: String, hint: String)
     /// A directory, FIFO, socket or device where a regular file is expected; `what` says which.
     case notRegular(path: String, what: String)
-    /// A file larger than what may be read whole.
-    case tooLarge(path: String, size: Int, limit: Int)
 
     /// The description without the leading path, for errors that name the file themselves.
     public var detail: String {
@@ -82,7 +80,7 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
 
     public var path: String {
         switch self {
-        case let .cannotOpen(path, _), let .cannotWrite(path, _), let .notFound(path, _), let .notRegular(path, _), let .tooLarge(path, _, _):
+        case let .cannotOpen(path, _), let .cannotWrite(path, _), let .notFound(path, _), let .notRegular(path, _):
             return path
         }
     }
@@ -99,8 +97,6 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
             return what == "a directory"
                 ? "\(path): is a directory where a file is expected; give the file itself"
                 : "\(path): is \(what), not a regular file; EasyQuant reads only regular files (copy the data into a file first)"
-        case let .tooLarge(path, size, limit):
-            return "\(path): is \(size) bytes, more than the \(limit >> 20) MiB such a file may have; check that it is the right file"
         }
     }
 }

@@ -32,6 +32,10 @@ final class ByteStringTable: @unchecked Sendable {
 
     /// Bytes of keys held; callers that cache without bound clear the table past a limit.
     var keyBytes: Int { keysUsed }
+    /// Values held, summed over the keys.
+    var valueCount: Int { valuesUsed }
+    /// Bytes allocated for slots, keys and values.
+    var allocatedBytes: Int { (mask + 1) * MemoryLayout<Slot>.stride + keysCapacity + valuesCapacity * 4 }
 
     init(expectedCount: Int = 1024) {
         var capacity = 16

@@ -19,9 +19,16 @@ final class MergeTable: @unchecked Sendable {
     private let mask: Int
     let count: Int
 
-    /// `merges[r]` = (left, right, merged) for rank r. A pair listed twice keeps its last rank,
-    /// as GPT-2's `dict(zip(merges, range(len(merges))))` and Hugging Face's map do.
-    init(_ merges: [(left: Int32, right: Int32, merged: Int32)]) {
+    /// Which rank a pair listed twice keeps.
+    enum DuplicateRank {
+        /// The last, as GPT-2's `dict(zip(merges, range(len(merges))))` and Hugging Face's map do.
+        case last
+        /// The first, as llama.cpp's `bpe_ranks.emplace` does for GGUF files.
+        case first
+    }
+
+    /// `merges[r]` = (left, right, merged) for rank r (fewer than 2^32 merges).
+    init(_ merges: [(left: Int32, right: Int32, merged: Int32)], duplicates: DuplicateRank = .last) {
         var capacity = 16
         while capacity < merges.count * 2 { capacity <<= 1 }
         slots = .allocate(capacity: capacity)
@@ -33,7 +40,11 @@ final class MergeTable: @unchecked Sendable {
             let key = MergeTable.key(m.left, m.right)
             var index = MergeTable.slot(key, shift)
             while slots[index].key != UInt64.max && slots[index].key != key { index = (index + 1) & mask }
-            if slots[index].key == UInt64.max { stored += 1 }
+            if slots[index].key == UInt64.max {
+                stored += 1
+            } else if duplicates == .first {
+                continue
+            }
             slots[index] = Slot(key: key, answer: UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m.merged)))
         }
         count = stored
@@ -47,6 +58,10 @@ final class MergeTable: @unchecked Sendable {
     static func key(_ left: Int32, _ right: Int32) -> UInt64 {
         UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
     }
+
+    /// The rank in a packed answer.
+    @inline(__always)
+    static func rank(_ answer: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: answer >> 32) }
 
     @inline(__always)
     private static func slot(_ key: UInt64, _ shift: UInt64) -> Int {

@@ -1,35 +1,33 @@
 import Foundation
 
-/// What a tokenizer's files say, before any table for encoding is built.
-struct TokenizerDefinition {
-    var vocabulary: Vocabulary
-    /// The file the vocabulary came from, for errors found later.
-    var vocabularyFile: String
-    /// Merges in rank order.
-    var merges: [(left: Int32, right: Int32, merged: Int32)]
-    /// Text → id of the special tokens (`encode` emits them only when asked to).
-    var specialTokens: [(text: String, id: Int32)]
-}
-
-/// Reads the three on-disk forms of a GPT-2-style tokenizer.
+/// Reads the on-disk forms of a byte-level BPE tokenizer.
 ///
+/// * `tokenizer.json` (Hugging Face): `model.vocab` and `model.merges` of a BPE model (merges
+///   written either as "left right" strings or as [left, right] arrays), `added_tokens`, and a
+///   `pre_tokenizer` section that must be one of the known rule sets (`PreTokenizerRules`).
+///   A `tokenizer_config.json` beside it, if any, says whether BOS and EOS are added.
 /// * `vocab.json` + `merges.txt` (Hugging Face's names) or `encoder.json` + `vocab.bpe`
 ///   (OpenAI's): a JSON object token → id, and one merge per line, "left right", in rank order,
-///   after an optional `#version` line.
-/// * `tokenizer.json` (Hugging Face): `model.vocab` and `model.merges` of a BPE model, the
-///   merges written either as "left right" strings or as [left, right] arrays.
+///   after an optional `#version` line. These are GPT-2's files: `gpt2` rules, and
+///   `<|endoftext|>` as BOS, EOS and the one special token.
 enum TokenizerFiles {
-    /// The file pairs, in the order `locate` tries them.
+    /// The file pairs, in the order `locate` tries them (after tokenizer.json).
     static let pairs: [(vocab: String, merges: String)] = [("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")]
     static let tokenizerJSON = "tokenizer.json"
+    static let tokenizerConfig = "tokenizer_config.json"
     static let endOfText = "<|endoftext|>"
+    /// Tokenizer files larger than this are refused before they are read.
+    static let largestFile = 1 << 30
 
     /// Where a folder keeps its tokenizer.
     enum Location: Equatable {
+        case tokenizerJSON(String, config: String?)
         case pair(vocab: String, merges: String)
-        case tokenizerJSON(String)
     }
 
+    /// tokenizer.json comes first: a folder that has it and vocab.json + merges.txt (as Hugging
+    /// Face's do) describes its pre-tokenizer only in tokenizer.json (SmolLM2's splits digits,
+    /// which the pair cannot say).
     static func locate(directory: String) throws -> Location {
         let fm = FileManager.default
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
@@ -41,31 +39,25 @@ enum TokenizerFiles {
         guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw TokenizerError.cannotRead(path: directory, reason: "no such folder")
         }
+        if exists(tokenizerJSON) {
+            return .tokenizerJSON(path(tokenizerJSON), config: exists(tokenizerConfig) ? path(tokenizerConfig) : nil)
+        }
         for p in pairs where exists(p.vocab) && exists(p.merges) {
             return .pair(vocab: path(p.vocab), merges: path(p.merges))
         }
-        if exists(tokenizerJSON) { return .tokenizerJSON(path(tokenizerJSON)) }
         for p in pairs {
             if exists(p.vocab) { throw TokenizerError.partnerMissing(directory: directory, found: p.vocab, missing: p.merges) }
             if exists(p.merges) { throw TokenizerError.partnerMissing(directory: directory, found: p.merges, missing: p.vocab) }
         }
         throw TokenizerError.filesNotFound(
-            directory: directory, lookedFor: pairs.map { "\($0.vocab) + \($0.merges)" } + [tokenizerJSON])
+            directory: directory, lookedFor: [tokenizerJSON] + pairs.map { "\($0.vocab) + \($0.merges)" })
     }
 
     static func read(_ path: String) throws -> [UInt8] {
-        do { return try InputFile.read(path) } catch let e as FileError { throw TokenizerError.cannotRead(path: path, reason: e.detail) }
-    }
-
-    // MARK: vocab.json + merges.txt
-
-    static func parsePair(vocabJSON: [UInt8], merges: [UInt8], vocabFile: String, mergesFile: String) throws -> TokenizerDefinition {
-        let json = try parseJSON(vocabJSON, file: vocabFile)
-        let vocabulary = try vocabularyFromObject(json, file: vocabFile, what: "the top-level value")
-        let merges = try parseMergesText(merges, vocabulary: vocabulary, file: mergesFile)
-        var special: [(text: String, id: Int32)] = []
-        if let id = vocabulary.id(ofText: endOfText) { special.append((endOfText, id)) }
-        return TokenizerDefinition(vocabulary: vocabulary, vocabularyFile: vocabFile, merges: merges, specialTokens: special)
+        // Through MappedFile's checks: a FIFO or a device is refused, not waited on.
+        do { return try InputFiles.read(path, what: "tokenizer file", limit: largestFile) } catch let e as FileError {
+            throw TokenizerError.cannotRead(path: path, reason: e.detail)
+        }
     }
 
     static func parseJSON(_ bytes: [UInt8], file: String) throws -> JSONValue {
@@ -76,30 +68,35 @@ enum TokenizerFiles {
         }
     }
 
-    /// Entries of a JSON object token → id.
-    static func vocabularyFromObject(_ json: JSONValue, file: String, what: String,
-                                     extra: [(text: String, id: Int)] = []) throws -> Vocabulary {
+    // MARK: vocab.json + merges.txt
+
+    static func parsePair(vocabJSON: [UInt8], merges: [UInt8], vocabFile: String, mergesFile: String) throws -> TokenizerDefinition {
+        let json = try parseJSON(vocabJSON, file: vocabFile)
         guard let members = json.objectMembers else {
-            throw TokenizerError.invalidVocabulary(file: file, reason: "\(what) is not a JSON object of token → id")
+            throw TokenizerError.invalidVocabulary(file: vocabFile, reason: "the top-level value is not a JSON object of token → id")
         }
-        var entries: [(text: String, id: Int)] = []
-        entries.reserveCapacity(members.count + extra.count)
+        var entries = try vocabularyEntries(members, file: vocabFile)
+        if let i = entries.firstIndex(where: { $0.text == endOfText }) { entries[i].type = .control }
+        let vocabulary = try Vocabulary(entries: entries, file: vocabFile)
+        let merges = try parseMergesText(merges, vocabulary: vocabulary, file: mergesFile)
+        let endOfTextID = vocabulary.id(ofText: endOfText)
+        return try TokenizerDefinition(
+            vocabulary: vocabulary, vocabularyFile: vocabFile, merges: merges, duplicateMergeRank: .last,
+            rules: .gpt2, ignoreMerges: false, bos: endOfTextID, eos: endOfTextID, addBOS: false, addEOS: false
+        ).validated()
+    }
+
+    /// Entries of a JSON object token → id, all normal tokens.
+    static func vocabularyEntries(_ members: [(key: String, value: JSONValue)], file: String) throws -> [(text: String, id: Int, type: TokenType)] {
+        var entries: [(text: String, id: Int, type: TokenType)] = []
+        entries.reserveCapacity(members.count)
         for m in members {
             guard let id = m.value.intValue else {
                 throw TokenizerError.invalidVocabulary(file: file, reason: "the id of token \(Vocabulary.quoted(m.key)) is not an integer")
             }
-            entries.append((m.key, id))
+            entries.append((m.key, id, .normal))
         }
-        // An added token may repeat its model.vocab entry, but not give the id another text.
-        let known = Dictionary(entries.map { ($0.id, $0.text) }, uniquingKeysWith: { first, _ in first })
-        for e in extra {
-            guard let text = known[e.id] else { entries.append(e); continue }
-            if text != e.text {
-                throw TokenizerError.invalidVocabulary(
-                    file: file, reason: "id \(e.id) is given to both \(Vocabulary.quoted(text)) and \(Vocabulary.quoted(e.text))")
-            }
-        }
-        return try Vocabulary(entries: entries, file: file)
+        return entries
     }
 
     /// merges.txt: lines "left right"; a first `#version` line and empty lines are skipped, a
@@ -120,18 +117,25 @@ enum TokenizerFiles {
                 let line = UnsafeBufferPointer(rebasing: all[start..<end])
                 if line.isEmpty { continue }
                 if line.starts(with: "#version".utf8) { continue }
-                let spaces = line.indices.filter { line[$0] == 0x20 }
-                guard spaces.count == 1, let space = spaces.first, space > 0, space < line.count - 1 else {
-                    throw TokenizerError.invalidMerge(
-                        file: file, line: lineNumber,
-                        reason: "expected two tokens separated by one space, found \(Vocabulary.quoted(String(decoding: line, as: UTF8.self)))")
+                guard merges.count < TokenizerDefinition.mergeLimit else {
+                    throw TokenizerError.invalidMerge(file: file, line: lineNumber, reason: "more than \(TokenizerDefinition.mergeLimit) merges")
                 }
-                merges.append(try resolveMerge(UnsafeBufferPointer(rebasing: line[..<space]),
-                                               UnsafeBufferPointer(rebasing: line[(space + 1)...]),
-                                               vocabulary: vocabulary, file: file, line: lineNumber))
+                merges.append(try resolveMerge(line, vocabulary: vocabulary, file: file, line: lineNumber))
             }
         }
         return merges
+    }
+
+    /// A merge written "left right" (one space; GGUF's `tokenizer.ggml.merges` uses the same form).
+    static func resolveMerge(_ line: UnsafeBufferPointer<UInt8>, vocabulary: Vocabulary, file: String, line lineNumber: Int) throws -> (left: Int32, right: Int32, merged: Int32) {
+        let spaces = line.indices.filter { line[$0] == 0x20 }
+        guard spaces.count == 1, let space = spaces.first, space > 0, space < line.count - 1 else {
+            throw TokenizerError.invalidMerge(
+                file: file, line: lineNumber,
+                reason: "expected two tokens separated by one space, found \(Vocabulary.quoted(String(decoding: line, as: UTF8.self)))")
+        }
+        return try resolveMerge(UnsafeBufferPointer(rebasing: line[..<space]), UnsafeBufferPointer(rebasing: line[(space + 1)...]),
+                                vocabulary: vocabulary, file: file, line: lineNumber)
     }
 
     /// The ids of a merge's two sides and of their concatenation, all of which must be tokens.
@@ -152,7 +156,8 @@ enum TokenizerFiles {
 
     // MARK: tokenizer.json
 
-    static func parseTokenizerJSON(_ bytes: [UInt8], file: String) throws -> TokenizerDefinition {
+    static func parseTokenizerJSON(_ bytes: [UInt8], file: String, config: [UInt8]? = nil,
+                                   configFile: String = tokenizerConfig) throws -> TokenizerDefinition {
         let json = try parseJSON(bytes, file: file)
         func unsupported(_ reason: String) -> TokenizerError { .unsupportedTokenizer(file: file, reason: reason) }
         guard json.objectMembers != nil else { throw unsupported("the top-level value is not an object") }
@@ -160,40 +165,59 @@ enum TokenizerFiles {
         if let type = model["type"], type != .null, type.stringValue != "BPE" {
             throw unsupported("model.type is \(type.serialized()), not \"BPE\"")
         }
-        if let normalizer = json["normalizer"], normalizer != .null {
-            throw unsupported("it has a normalizer (\(normalizer["type"]?.stringValue ?? "?")); GPT-2 has none")
+        // NFC is accepted and not applied, as llama.cpp does for Qwen2: it changes only text
+        // that is not in NFC already.
+        if let normalizer = json["normalizer"], normalizer != .null, normalizer["type"]?.stringValue != "NFC" {
+            throw unsupported("it has a normalizer (\(normalizer["type"]?.stringValue ?? "?")); only none or NFC is supported")
         }
-        if let pre = json["pre_tokenizer"], pre != .null {
-            guard pre["type"]?.stringValue == "ByteLevel" else {
-                throw unsupported("pre_tokenizer is \(pre["type"]?.stringValue ?? "?"), not ByteLevel")
-            }
-            if pre["add_prefix_space"]?.boolValue == true { throw unsupported("pre_tokenizer.add_prefix_space is true; GPT-2 adds no space") }
-            if pre["use_regex"]?.boolValue == false { throw unsupported("pre_tokenizer.use_regex is false; GPT-2 splits with its pattern") }
+        guard let pre = json["pre_tokenizer"], pre != .null else {
+            throw unsupported("it has no pre_tokenizer; the known rule sets are \(PreTokenizerRules.knownNames)")
+        }
+        let rules: PreTokenizerRules
+        switch PreTokenizerRules.recognize(pre) {
+        case .success(let r): rules = r
+        case .failure(let mismatch): throw unsupported(mismatch.description)
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let v = model[key]?.stringValue, !v.isEmpty { throw unsupported("model.\(key) is \"\(v)\"; GPT-2 has none") }
+            if let v = model[key]?.stringValue, !v.isEmpty { throw unsupported("model.\(key) is \"\(v)\"; a byte-level BPE has none") }
         }
-        if model["ignore_merges"]?.boolValue == true { throw unsupported("model.ignore_merges is true; GPT-2 applies every merge") }
+        if model["byte_fallback"]?.boolValue == true { throw unsupported("model.byte_fallback is true; that is a SentencePiece-style BPE, not byte-level") }
         if let dropout = model["dropout"]?.doubleValue, dropout > 0 { throw unsupported("model.dropout is \(dropout); encoding must be deterministic") }
-        guard let vocab = model["vocab"] else { throw TokenizerError.invalidVocabulary(file: file, reason: "model.vocab is missing") }
-
-        // Added tokens: the special ones can be emitted on request; one missing from model.vocab
-        // (as in some files) is added to the vocabulary.
-        var added: [(text: String, id: Int)] = []
-        var special: [(text: String, id: Int32)] = []
-        for (i, token) in (json["added_tokens"]?.arrayValue ?? []).enumerated() {
-            guard let content = token["content"]?.stringValue, let id = token["id"]?.intValue,
-                  id >= 0, id < Vocabulary.idLimit else {
-                throw TokenizerError.invalidVocabulary(file: file, reason: "added_tokens[\(i)] needs a \"content\" string and an \"id\"")
-            }
-            added.append((content, id))
-            if token["special"]?.boolValue == true { special.append((content, Int32(id))) }
+        guard let vocab = model["vocab"], let members = vocab.objectMembers else {
+            throw TokenizerError.invalidVocabulary(file: file, reason: "model.vocab is missing or not a JSON object of token → id")
         }
-        let vocabulary = try vocabularyFromObject(vocab, file: file, what: "model.vocab", extra: added)
-        if special.isEmpty, let id = vocabulary.id(ofText: endOfText) { special.append((endOfText, id)) }
+
+        // Added tokens: special ones are control tokens, the others user-defined (see
+        // TokenType). One missing from model.vocab (as in some files) joins the vocabulary.
+        var entries = try vocabularyEntries(members, file: file)
+        var indexOfID: [Int: Int] = [:]
+        for (i, e) in entries.enumerated() { indexOfID[e.id] = i }
+        for (i, token) in (json["added_tokens"]?.arrayValue ?? []).enumerated() {
+            guard let content = token["content"]?.stringValue, let id = token["id"]?.intValue else {
+                throw TokenizerError.invalidVocabulary(file: file, reason: "added_tokens[\(i)] needs a \"content\" string and an integer \"id\"")
+            }
+            for flag in ["lstrip", "rstrip", "single_word"] where token[flag]?.boolValue == true {
+                throw unsupported("added_tokens[\(i)] \(Vocabulary.quoted(content)) has \(flag): true, which is not supported")
+            }
+            let type: TokenType = token["special"]?.boolValue == true ? .control : .userDefined
+            if let existing = indexOfID[id] {
+                guard entries[existing].text == content else {
+                    throw TokenizerError.invalidVocabulary(
+                        file: file, reason: "added_tokens[\(i)] \(Vocabulary.quoted(content)) has id \(id), which model.vocab gives to \(Vocabulary.quoted(entries[existing].text))")
+                }
+                entries[existing].type = type
+            } else {
+                indexOfID[id] = entries.count
+                entries.append((content, id, type))
+            }
+        }
+        let vocabulary = try Vocabulary(entries: entries, file: file)
 
         guard let mergeList = model["merges"]?.arrayValue else {
             throw TokenizerError.invalidVocabulary(file: file, reason: "model.merges is missing or not an array")
+        }
+        guard mergeList.count <= TokenizerDefinition.mergeLimit else {
+            throw TokenizerError.invalidMerge(file: file, line: mergeList.count, reason: "more than \(TokenizerDefinition.mergeLimit) merges")
         }
         var merges: [(left: Int32, right: Int32, merged: Int32)] = []
         merges.reserveCapacity(mergeList.count)
@@ -217,6 +241,64 @@ enum TokenizerFiles {
                 }
             })
         }
-        return TokenizerDefinition(vocabulary: vocabulary, vocabularyFile: file, merges: merges, specialTokens: special)
+
+        // BOS and EOS: tokenizer_config.json first (Hugging Face rebuilds the post-processor
+        // from its add_bos_token / add_eos_token), else the post-processor's template.
+        let template = TemplateTokens(json["post_processor"], vocabulary: vocabulary)
+        var bos = template.bos, eos = template.eos
+        var addBOS = template.bos != nil, addEOS = template.eos != nil
+        if let config {
+            let settings = try parseJSON(config, file: configFile)
+            func tokenID(_ key: String) throws -> Int32? {
+                guard let value = settings[key], value != .null else { return nil }
+                guard let text = value.stringValue ?? value["content"]?.stringValue else {
+                    throw TokenizerError.invalidVocabulary(file: configFile, reason: "\(key) is neither a string nor an object with \"content\"")
+                }
+                guard let id = vocabulary.id(ofText: text) else {
+                    throw TokenizerError.invalidVocabulary(file: configFile, reason: "\(key) \(Vocabulary.quoted(text)) is not a token of \(file)")
+                }
+                return id
+            }
+            bos = try tokenID("bos_token") ?? bos
+            eos = try tokenID("eos_token") ?? eos
+            if let add = settings["add_bos_token"]?.boolValue { addBOS = add }
+            if let add = settings["add_eos_token"]?.boolValue { addEOS = add }
+        }
+        return try TokenizerDefinition(
+            vocabulary: vocabulary, vocabularyFile: file, merges: merges, duplicateMergeRank: .last, rules: rules,
+            ignoreMerges: model["ignore_merges"]?.boolValue ?? false, bos: bos, eos: eos, addBOS: addBOS, addEOS: addEOS
+        ).validated()
+    }
+}
+
+/// The tokens a tokenizer.json `TemplateProcessing` post-processor puts around a single text
+/// (`"single": [{"SpecialToken": …}, {"Sequence": …}, {"SpecialToken": …}]`), alone or inside a
+/// `Sequence` of processors. Anything else adds nothing.
+private struct TemplateTokens {
+    var bos: Int32?
+    var eos: Int32?
+
+    init(_ processor: JSONValue?, vocabulary: Vocabulary) {
+        guard let processor, let template = TemplateTokens.find(processor),
+              let single = template["single"]?.arrayValue,
+              let sequence = single.firstIndex(where: { $0["Sequence"] != nil }) else { return }
+        func id(_ item: JSONValue) -> Int32? {
+            guard let name = item["SpecialToken"]?["id"]?.stringValue else { return nil }
+            if let ids = template["special_tokens"]?[name]?["ids"]?.arrayValue, ids.count == 1,
+               let id = ids[0].intValue, id >= 0, id < vocabulary.count, vocabulary.present[id] {
+                return Int32(id)
+            }
+            return vocabulary.id(ofText: name)
+        }
+        if sequence == 1 { bos = id(single[0]) }
+        if sequence == single.count - 2 { eos = id(single[single.count - 1]) }
+    }
+
+    private static func find(_ processor: JSONValue) -> JSONValue? {
+        switch processor["type"]?.stringValue {
+        case "TemplateProcessing": return processor
+        case "Sequence": return processor["processors"]?.arrayValue?.lazy.compactMap { find($0) }.first
+        default: return nil
+        }
     }
 }

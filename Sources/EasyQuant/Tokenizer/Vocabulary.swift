@@ -1,17 +1,20 @@
-/// The tokens of a vocabulary: id ↔ token text ↔ bytes.
+/// The tokens of a vocabulary: id ↔ token text ↔ bytes, and each token's kind.
 ///
-/// Built from (text, id) entries as vocab.json, encoder.json or tokenizer.json list them. The
-/// bytes of a token are its text read through `ByteLevelAlphabet`; a token whose text leaves
-/// the alphabet (an added special token written as plain text) stands for its UTF-8 bytes.
+/// Built from (text, id, kind) entries as vocab.json, encoder.json, tokenizer.json or a GGUF
+/// file list them. The bytes of a normal token are its text read through `ByteLevelAlphabet`;
+/// a token whose text leaves the alphabet, and every control or user-defined token (an added
+/// token written as plain text), stands for its UTF-8 bytes.
 struct Vocabulary: Sendable {
     /// One past the largest id (ids may have gaps; a gap decodes to U+FFFD).
     let count: Int
     /// Bytes of token i are `bytes[offsets[i]..<offsets[i+1]]`.
     let offsets: [Int32]
     let bytes: [UInt8]
-    /// Whether id i exists, and whether its text is made of byte-level characters.
+    /// Whether id i exists, and its kind (`.unused` for a gap).
     let present: [Bool]
-    let byteLevel: [Bool]
+    let types: [TokenType]
+    /// Whether token i's text is made of byte-level characters (whatever its kind).
+    let textIsByteLevel: [Bool]
     /// Token text (UTF-8, exactly as in the file) → id, for resolving merges by name.
     let textIndex: ByteStringTable
 
@@ -21,7 +24,7 @@ struct Vocabulary: Sendable {
     static let longestToken = 65535
 
     /// `entries` in file order; `file` names the source in errors.
-    init(entries: [(text: String, id: Int)], file: String) throws {
+    init(entries: [(text: String, id: Int, type: TokenType)], file: String) throws {
         guard !entries.isEmpty else { throw TokenizerError.invalidVocabulary(file: file, reason: "it has no tokens") }
         var maxID = 0
         for e in entries {
@@ -33,6 +36,7 @@ struct Vocabulary: Sendable {
         }
         let count = maxID + 1
         var texts = [String?](repeating: nil, count: count)
+        var types = [TokenType](repeating: .unused, count: count)
         let index = ByteStringTable(expectedCount: entries.count)
         for e in entries {
             if let other = texts[e.id] {
@@ -40,6 +44,7 @@ struct Vocabulary: Sendable {
                     file: file, reason: "id \(e.id) is given to both \(Vocabulary.quoted(other)) and \(Vocabulary.quoted(e.text))")
             }
             texts[e.id] = e.text
+            types[e.id] = e.type
             var utf8 = Array(e.text.utf8)
             if utf8.isEmpty {
                 throw TokenizerError.invalidVocabulary(file: file, reason: "id \(e.id) has an empty token")
@@ -50,21 +55,24 @@ struct Vocabulary: Sendable {
             }
             var id = Int32(e.id)
             let hash = ByteStringTable.hash(&utf8, utf8.count)
-            if index.find(&utf8, utf8.count, hash: hash) == nil {
-                index.insert(&utf8, utf8.count, hash: hash, values: &id, count: 1)
+            if let found = index.find(&utf8, utf8.count, hash: hash) {
+                throw TokenizerError.invalidVocabulary(
+                    file: file, reason: "token \(Vocabulary.quoted(e.text)) is listed twice, as ids \(index.values[found.offset]) and \(e.id)")
             }
+            index.insert(&utf8, utf8.count, hash: hash, values: &id, count: 1)
         }
         var offsets: [Int32] = [0]
         var bytes: [UInt8] = []
         var present = [Bool](repeating: false, count: count)
-        var byteLevel = [Bool](repeating: false, count: count)
+        var textIsByteLevel = [Bool](repeating: false, count: count)
         offsets.reserveCapacity(count + 1)
         for id in 0..<count {
             if let text = texts[id] {
                 present[id] = true
-                if let b = ByteLevelAlphabet.bytes(ofTokenText: text) {
-                    byteLevel[id] = true
-                    bytes += b
+                let decoded = ByteLevelAlphabet.bytes(ofTokenText: text)
+                textIsByteLevel[id] = decoded != nil
+                if let decoded, types[id].isByteLevel {
+                    bytes += decoded
                 } else {
                     bytes += Array(text.utf8)
                 }
@@ -80,7 +88,8 @@ struct Vocabulary: Sendable {
         self.offsets = offsets
         self.bytes = bytes
         self.present = present
-        self.byteLevel = byteLevel
+        self.types = types
+        self.textIsByteLevel = textIsByteLevel
         self.textIndex = index
     }
 
@@ -95,16 +104,19 @@ struct Vocabulary: Sendable {
         Array(text.utf8).withUnsafeBufferPointer { id(ofText: $0) }
     }
 
-    /// The id of the single-byte token for each byte value; a byte-level BPE needs all 256.
-    func byteTokens(file: String) throws -> [Int32] {
-        try (0..<256).map { b in
-            let scalar = Unicode.Scalar(ByteLevelAlphabet.scalarForByte[b])!
-            guard let id = id(ofText: String(scalar)) else {
-                throw TokenizerError.invalidVocabulary(
-                    file: file, reason: "no token for byte 0x\(String(b, radix: 16, uppercase: true)) (written \"\(scalar)\"); all 256 byte tokens are needed")
-            }
-            return id
-        }
+    /// The text of token `id` decoded through the byte-level alphabet, if it can be (for the
+    /// kinds whose stored bytes are their plain UTF-8 text).
+    func byteLevelBytes(of id: Int) -> [UInt8]? {
+        guard present[id], textIsByteLevel[id] else { return nil }
+        let stored = Array(bytes[Int(offsets[id])..<Int(offsets[id + 1])])
+        if types[id].isByteLevel { return stored }
+        return ByteLevelAlphabet.bytes(ofTokenText: String(decoding: stored, as: UTF8.self))
+    }
+
+    /// The id of the single-byte token for each byte value, or -1 for a byte that has none
+    /// (SmolLM2 has no token for 21 bytes, such as 0x04 and 0xC0).
+    func byteTokens() -> [Int32] {
+        (0..<256).map { b in id(ofText: String(Unicode.Scalar(ByteLevelAlphabet.scalarForByte[b])!)) ?? -1 }
     }
 
     /// A token text for messages: quoted, with controls escaped, and cut if very long.

@@ -2,7 +2,8 @@ import EasyQuant
 import FuzzSupport
 
 /// Target (e): the GGUF reader (header, metadata, tensor infos, placement), then the
-/// dequantization of every tensor whose type EasyQuant decodes.
+/// dequantization of every tensor whose type EasyQuant decodes, and the tokenizer its metadata
+/// describes (which must encode reversibly, `Fuzz.checkRoundTrips`).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzGGUF(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let name = "fuzz.gguf"
@@ -21,6 +22,11 @@ public func fuzzGGUF(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         Fuzz.expectingErrors(named: name) {
             let values = try file.floats(of: tensor, threads: 1)
             Fuzz.require(values.count == tensor.elementCount)
+        }
+    }
+    if file.value("tokenizer.ggml.model") != nil {
+        Fuzz.expectingErrors(named: name) {
+            Fuzz.checkRoundTrips(try BPETokenizer(description: TokenizerDescription(gguf: file)), sample: [])
         }
     }
     return 0

@@ -24,8 +24,10 @@ public final class SafetensorsModel: @unchecked Sendable {
     public let tokenizerFiles: [(name: String, path: String)]
     private let index: [String: Int]
 
-    /// Tokenizer file sets, in order of preference.
-    public static let tokenizerFileSets = [["vocab.json", "merges.txt"], ["tokenizer.json"], ["encoder.json", "vocab.bpe"]]
+    /// Tokenizer file sets, in order of preference: `tokenizer.json` describes the
+    /// pre-tokenizer (SmolLM2's digit split, Llama 3's rules), which vocab.json cannot.
+    public static let tokenizerFileSets = [["tokenizer.json", "tokenizer_config.json"], ["tokenizer.json"], ["vocab.json", "merges.txt"],
+                                           ["encoder.json", "vocab.bpe"]]
 
     public init(path: String) throws {
         self.path = path
@@ -62,7 +64,7 @@ public final class SafetensorsModel: @unchecked Sendable {
 
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         if InputFile.kind(of: configPath) != .missing {
-            let bytes = try InputFile.read(configPath)
+            let bytes = try InputFiles.read(configPath, what: "config.json")
             do { config = try JSONValue.parse(bytes) } catch {
                 throw ModelSourceError.badConfig(path: configPath, reason: "\(error)")
             }
@@ -109,7 +111,7 @@ public final class SafetensorsModel: @unchecked Sendable {
     /// must name a `.safetensors` file in the index's own folder: no `/`, no `..`, no NUL.
     static func readIndex(_ indexPath: String) throws -> (files: [String], map: [String: String]) {
         let json: JSONValue
-        do { json = try JSONValue.parse(InputFile.read(indexPath)) } catch let e as JSONParseError {
+        do { json = try JSONValue.parse(InputFiles.read(indexPath, what: "shard index")) } catch let e as JSONParseError {
             throw ModelSourceError.badIndex(path: indexPath, reason: "\(e)")
         }
         guard let entries = json["weight_map"]?.objectMembers else {

@@ -17,7 +17,7 @@ public struct AbsMax: QuantizationMethod {
     }
 
     @inline(__always) public func code(_ x: Float, _ p: BlockParameters) -> Int32 {
-        let qmax = Int32((1 << (bits - 1)) - 1)
+        let qmax = (Int32(1) &<< (bits &- 1)) &- 1
         return clampCode(roundToCode(x / p.factor), -qmax, qmax)
     }
 }

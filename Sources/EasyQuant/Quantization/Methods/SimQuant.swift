@@ -20,6 +20,6 @@ public struct SimQuant: QuantizationMethod {
     }
 
     @inline(__always) public func code(_ x: Float, _ p: BlockParameters) -> Int32 {
-        clampCode(roundToCode(x * p.factor + p.zeroPoint), 0, (Int32(1) << bits) - 1)
+        clampCode(roundToCode(x * p.factor + p.zeroPoint), 0, (Int32(1) &<< bits) &- 1)
     }
 }

@@ -17,6 +17,6 @@ public struct SymQuant: QuantizationMethod {
     }
 
     @inline(__always) public func code(_ x: Float, _ p: BlockParameters) -> Int32 {
-        clampCode(roundToCode(x / p.factor), -(Int32(1) << (bits - 1)), (Int32(1) << (bits - 1)) - 1)
+        clampCode(roundToCode(x / p.factor), 0 &- (Int32(1) &<< (bits &- 1)), (Int32(1) &<< (bits &- 1)) &- 1)
     }
 }

@@ -1,4 +1,4 @@
-/// GPT-2's pre-tokenization, as a hand-written scanner over valid UTF-8.
+/// GPT-2's pre-tokenization (rule set `gpt2`), as a hand-written scanner over valid UTF-8.
 ///
 /// GPT-2 splits text with the pattern
 /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
@@ -20,66 +20,23 @@
 ///
 /// The match at a position depends only on the text from there on (there is no look-behind),
 /// which is what makes splitting a text for parallel encoding possible (see `TextSplitter`).
-struct PreTokenizer {
-    let text: UnsafePointer<UInt8>
+/// llama.cpp's version of the pattern drops the final `\s+`; its case 4 then falls to the
+/// same single scalar, so the pieces are the same.
+struct GPT2PreTokenizer: PieceScanner {
+    private let reader: ScalarClassReader
+    private let text: UnsafePointer<UInt8>
     let end: Int
-    private let bmp: UnsafePointer<UInt8>
     /// Start of the next piece.
     private(set) var position: Int
 
     /// Scans `text[start..<end]`, which must be valid UTF-8.
     init(text: UnsafePointer<UInt8>, start: Int, end: Int) {
+        self.reader = ScalarClassReader(text: text)
         self.text = text
         self.end = end
         self.position = start
-        self.bmp = PreTokenizer.bmpTable
     }
 
-    /// `ScalarClass.bmp`, copied once to memory that lives as long as the process, so that the
-    /// scanner can hold a plain pointer to it.
-    private static let bmpTable: UnsafePointer<UInt8> = {
-        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 0x10000)
-        ScalarClass.bmp.withUnsafeBufferPointer { table.initialize(from: $0.baseAddress!, count: 0x10000) }
-        return UnsafePointer(table)
-    }()
-
-    /// The class of the scalar at byte `i` and its length in bytes.
-    @inline(__always)
-    private func classAt(_ i: Int) -> (cls: UInt8, length: Int) {
-        let b0 = text[i]
-        if b0 < 0x80 { return (bmp[Int(b0)], 1) }
-        if b0 < 0xE0 {
-            let v = Int(b0 & 0x1F) << 6 | Int(text[i + 1] & 0x3F)
-            return (bmp[v], 2)
-        }
-        if b0 < 0xF0 {
-            let v = Int(b0 & 0x0F) << 12 | Int(text[i + 1] & 0x3F) << 6 | Int(text[i + 2] & 0x3F)
-            return (bmp[v], 3)
-        }
-        let v = UInt32(b0 & 0x07) << 18 | UInt32(text[i + 1] & 0x3F) << 12
-            | UInt32(text[i + 2] & 0x3F) << 6 | UInt32(text[i + 3] & 0x3F)
-        return (ScalarClass.compute(Unicode.Scalar(v)!), 4)
-    }
-
-    /// The end of the run of class `cls` that continues at byte `i`.
-    @inline(__always)
-    private func runEnd(_ cls: UInt8, from start: Int) -> Int {
-        var i = start
-        while i < end {
-            let b = text[i]
-            if b < 0x80 {
-                if bmp[Int(b)] != cls { break }
-                i += 1
-            } else {
-                let (c, length) = classAt(i)
-                if c != cls { break }
-                i += length
-            }
-        }
-        return i
-    }
-
-    /// The next piece as a byte range, or nil at the end of the text.
     @inline(__always)
     mutating func next() -> Range<Int>? {
         let i = position
@@ -107,22 +64,65 @@ struct PreTokenizer {
         }
         // 2. A space that leads a run of letters, numbers or other scalars.
         if b == 0x20, i + 1 < end {
-            let (c, length) = classAt(i + 1)
-            if c != ScalarClass.space { return runEnd(c, from: i + 1 + length) }
+            let (c, length) = reader.classAt(i + 1)
+            if c != ScalarClass.space { return reader.runEnd(c, from: i + 1 + length, end: end) }
         }
         // 3. A run of letters, numbers or other scalars.
-        let (c, length) = classAt(i)
-        if c != ScalarClass.space { return runEnd(c, from: i + length) }
+        let (c, length) = reader.classAt(i)
+        if c != ScalarClass.space { return reader.runEnd(c, from: i + length, end: end) }
         // 4. White space.
         var lastStart = i
         var j = i + length
         while j < end {
-            let (c, length) = classAt(j)
+            let (c, length) = reader.classAt(j)
             if c != ScalarClass.space { break }
             lastStart = j
             j += length
         }
         if j == end { return end }
         return lastStart > i ? lastStart : j
+    }
+}
+
+/// SmolLM's pre-tokenization (rule set `smollm`): every number scalar (`\p{N}`) is a piece of
+/// its own, and the text between two of them is cut by GPT-2's rules as if it were a whole
+/// text (llama.cpp applies `\p{N}` and then GPT-2's pattern to each remaining stretch; HF's
+/// `Digits(individual_digits)` followed by `ByteLevel` does the same).
+///
+/// So a space before a digit stays alone (" 5" is " " and "5"), and white space that runs up
+/// to a digit is one piece (GPT-2's `\s+(?!\S)` sees the end of its stretch there).
+struct SmolLMPreTokenizer: PieceScanner {
+    private let reader: ScalarClassReader
+    private let end: Int
+    /// The GPT-2 scanner over the current stretch without numbers.
+    private var stretch: GPT2PreTokenizer
+
+    init(text: UnsafePointer<UInt8>, start: Int, end: Int) {
+        self.reader = ScalarClassReader(text: text)
+        self.end = end
+        self.stretch = GPT2PreTokenizer(text: text, start: start, end: start)
+        self.stretch = GPT2PreTokenizer(text: text, start: start, end: nextNumber(from: start))
+    }
+
+    /// The offset of the first number scalar at or after `i`, or `end`.
+    private func nextNumber(from start: Int) -> Int {
+        var i = start
+        while i < end {
+            let (c, length) = reader.classAt(i)
+            if c == ScalarClass.number { return i }
+            i += length
+        }
+        return end
+    }
+
+    @inline(__always)
+    mutating func next() -> Range<Int>? {
+        if let piece = stretch.next() { return piece }
+        let i = stretch.end
+        guard i < end else { return nil }
+        // The stretch ended at a number scalar: it is a piece alone.
+        let j = i + reader.classAt(i).length
+        stretch = GPT2PreTokenizer(text: reader.text, start: j, end: nextNumber(from: j))
+        return i..<j
     }
 }

@@ -1,0 +1,116 @@
+import EasyQuant
+import Foundation
+import XCTest
+
+/// The Llama family's forward pass against transformers' LlamaForCausalLM and
+/// Qwen2ForCausalLM (fixtures/tiny-llama, fixtures/tiny-qwen2, made by
+/// scripts/make_llama_fixtures.py): from safetensors, and from a GGUF file laid out as
+/// llama.cpp's converter lays it out (q/k rows interleaved, Q4_1 and Q8_0 blocks), whose
+/// reference logits are what transformers computes from that same GGUF.
+final class LlamaParityTests: XCTestCase {
+    static let llama = TestFiles.fixture("tiny-llama")
+    static let qwen2 = TestFiles.fixture("tiny-qwen2")
+
+    struct Reference {
+        var ids: [Int32]
+        var logits: [Int: [Float]]
+        var ggufLogits: [Int: [Float]]
+        var text: String
+        var textIDs: [Int32]
+    }
+
+    func reference(_ folder: String) throws -> Reference {
+        let json = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: folder + "/reference.json"))))
+        func rows(_ key: String) -> [Int: [Float]] {
+            var out: [Int: [Float]] = [:]
+            for (k, v) in json[key]?.objectMembers ?? [] { out[Int(k)!] = v.arrayValue!.map { Float($0.doubleValue!) } }
+            return out
+        }
+        return Reference(ids: json["ids"]!.arrayValue!.map { Int32($0.intValue!) }, logits: rows("logits"),
+                         ggufLogits: rows("gguf_logits"), text: json["text"]!.stringValue!,
+                         textIDs: json["text_ids"]!.arrayValue!.map { Int32($0.intValue!) })
+    }
+
+    /// max |a − b| / max |b|.
+    func relativeError(_ a: ArraySlice<Float>, _ b: [Float]) -> Double {
+        Double(zip(a, b).map { abs($0 - $1) }.max()!) / Double(b.map(abs).max()!)
+    }
+
+    func logits(_ model: any CausalLanguageModel, _ ids: [Int32], context: ComputeContext = ComputeContext(threads: 2)) -> [Float] {
+        let hidden = model.hiddenStates(ids, context: context)
+        var out = [Float](repeating: 0, count: ids.count * model.config.vocabSize)
+        hidden.withUnsafeBufferPointer { h in
+            out.withUnsafeMutableBufferPointer { model.logits(h.baseAddress!, rows: ids.count, into: $0.baseAddress!, context: context) }
+        }
+        return out
+    }
+
+    func check(_ model: any CausalLanguageModel, against rows: [Int: [Float]], ids: [Int32], _ label: String,
+               file: StaticString = #filePath, line: UInt = #line) {
+        let v = model.config.vocabSize
+        XCTAssertFalse(rows.isEmpty, label, file: file, line: line)
+        for backend in MatrixBackends.names {
+            let l = logits(model, ids, context: ComputeContext(backendName: backend, threads: 2))
+            for (p, row) in rows {
+                XCTAssertLessThan(relativeError(l[(p * v)..<((p + 1) * v)], row), 1e-4, "\(label) position \(p), \(backend)", file: file, line: line)
+            }
+        }
+    }
+
+    func testLlamaFromSafetensorsMatchesTransformers() throws {
+        let ref = try reference(Self.llama)
+        let source = try openWeightSource(path: Self.llama)
+        XCTAssertEqual(source.family.name, "llama")
+        let model = try source.makeModel()
+        XCTAssertEqual(model.config.kvHeadCount, 2)
+        XCTAssertEqual(model.config.queryGroupSize, 2)
+        check(model, against: ref.logits, ids: ref.ids, "tiny-llama")
+    }
+
+    func testQwen2WithBiasesAndUntiedHeadMatchesTransformers() throws {
+        let ref = try reference(Self.qwen2)
+        let source = try openWeightSource(path: Self.qwen2)
+        let model = try source.makeModel()
+        XCTAssertTrue(model.config.attentionBias)
+        XCTAssertNotNil(source.shapes["lm_head.weight"])
+        check(model, against: ref.logits, ids: ref.ids, "tiny-qwen2")
+    }
+
+    /// The GGUF: names through the llama table, q/k rows brought back to the rotate-half
+    /// layout, Q4_1/Q8_0 blocks dequantized, config from the metadata.
+    func testLlamaFromGGUFMatchesTransformersOnTheSameFile() throws {
+        let ref = try reference(Self.llama)
+        let source = try openWeightSource(path: Self.llama + "/tiny-llama-q4_1.gguf")
+        XCTAssertTrue(source is GGUFWeightSource)
+        XCTAssertTrue(source.methodDescription.contains("Q4_1"), source.methodDescription)
+        let model = try source.makeModel()
+        XCTAssertEqual(model.config, try openWeightSource(path: Self.llama).makeModel().config)
+        check(model, against: ref.ggufLogits, ids: ref.ids, "tiny-llama GGUF")
+    }
+
+    /// The tokenizers of the folders (tokenizer.json with SmolLM2's and Qwen2's
+    /// pre-tokenizers) and of the GGUF metadata give transformers' ids.
+    func testTokenizersGiveTransformersIDs() throws {
+        for folder in [Self.llama, Self.qwen2] {
+            let ref = try reference(folder)
+            let tokenizer = try EvaluationSetup.tokenizer(for: openWeightSource(path: folder), override: nil)
+            XCTAssertEqual(tokenizer.encode(ref.text), ref.textIDs, folder)
+        }
+        let ref = try reference(Self.llama)
+        let gguf = try EvaluationSetup.tokenizer(for: openWeightSource(path: Self.llama + "/tiny-llama-q4_1.gguf"), override: nil)
+        XCTAssertEqual(gguf.encode(ref.text), ref.textIDs)
+    }
+
+    /// Decoding token by token through the grouped-query KV cache gives the window's hidden states.
+    func testIncrementalDecodingEqualsTheWindow() throws {
+        let ref = try reference(Self.llama)
+        let model = try openWeightSource(path: Self.llama).makeModel()
+        let context = ComputeContext(threads: 2)
+        let window = model.hiddenStates(ref.ids, context: context)
+        let cache = model.makeCache(quantization: nil, capacity: nil)
+        var stepwise: [Float] = model.decode(Array(ref.ids.prefix(5)), cache: cache, context: context)
+        for id in ref.ids.dropFirst(5) { stepwise += model.decode([id], cache: cache, context: context) }
+        XCTAssertEqual(cache.count, ref.ids.count)
+        XCTAssertLessThan(relativeError(stepwise[...], window), 1e-5)
+    }
+}
