@@ -445,4 +445,21 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(EQMError(path: "a\nb.eqm", problem: .badHeader("x\ry")).description,
                        #"a\nb.eqm: header: x\ry; the file is damaged; convert the model again with eqconvert"#)
     }
+
+    /// fuzz-gguf, after the merge of the new tokenizer: a GGUF vocabulary whose merge "o r"
+    /// produced a token marked unused lost "or" from every text ("Hello world" came back as
+    /// "Hello wld"). Merges may now only join normal tokens; anything else is refused at load.
+    func testMergesIntoTokensThatAreNotNormalAreRefused() throws {
+        for type in [TokenType.unused, .control, .userDefined] {
+            let description = TokenizerDescription(tokens: ["o", "r", "or"], merges: ["o r"], tokenTypes: [.normal, .normal, type],
+                                                   preTokenizer: "gpt2", source: "crafted.gguf")
+            XCTAssertThrowsError(try BPETokenizer(description: description)) {
+                XCTAssertEqual("\($0)".components(separatedBy: ": not")[0], "crafted.gguf")
+                XCTAssertTrue("\($0)".contains(#"merge 1 involves token 2 "or", which is of type \#(type); merges may only join normal tokens"#), "\($0)")
+            }
+        }
+        let fine = TokenizerDescription(tokens: ["o", "r", "or"], merges: ["o r"], preTokenizer: "gpt2", source: "fine")
+        let tokenizer = try BPETokenizer(description: fine)
+        XCTAssertEqual(try tokenizer.encode(utf8: Array("or".utf8), addBOS: false, addEOS: false), [2])
+    }
 }
