@@ -68,10 +68,14 @@ public struct BlockLayout: Equatable, Sendable {
         self.axis = axis; self.groupSize = groupSize
     }
 
-    /// Shape of the scale (and zero-point) tensor.
+    /// Shape of the scale (and zero-point) tensor: ceil(shape / block), computed so that no
+    /// dimension a file can declare makes it overflow.
     public var scaleShape: [Int] {
-        [(shape[0] + rows - 1) / rows, (shape[1] + columns - 1) / columns]
+        [BlockLayout.blocks(shape[0], rows), BlockLayout.blocks(shape[1], columns)]
     }
+
+    /// ceil(n / block) for n >= 0, block >= 1, without forming n + block - 1.
+    static func blocks(_ n: Int, _ block: Int) -> Int { n <= 0 ? 0 : (n - 1) / block + 1 }
     public var scaleCount: Int { scaleShape[0] * scaleShape[1] }
     public var block: [Int] { [rows, columns] }
 }

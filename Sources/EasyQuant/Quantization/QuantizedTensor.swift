@@ -32,6 +32,7 @@ public struct QuantizedTensor: Sendable {
 
     /// All values, dequantized: (q - z) · scale.
     public func dequantized() -> [Float] {
+        guard elementCount > 0 else { return [] }
         var out = [Float](repeating: 0, count: elementCount)
         out.withUnsafeMutableBufferPointer { dequantizeRows(0..<shape[0], into: $0.baseAddress!) }
         return out
@@ -40,6 +41,7 @@ public struct QuantizedTensor: Sendable {
     /// Dequantizes rows `rows` into `destination` (which receives rows.count × shape[1] floats).
     public func dequantizeRows(_ rows: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
         let cols = shape[1]
+        guard cols > 0 else { return }  // [n, 0]: nothing to write, however large n is
         let scaleCols = layout.scaleShape[1]
         let zps = zeroPoints
         codes.withUnsafeBufferPointer { codeBuf in

@@ -4,14 +4,7 @@ import Foundation
 public enum EQMSniffer {
     /// Whether the file at `path` starts with the `.eqm` magic.
     public static func isEQM(path: String) -> Bool {
-        // O_NONBLOCK: opening a FIFO with no writer must not wait (regular files ignore the flag).
-        let fd = open(path, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
-        var prefix = [UInt8](repeating: 0, count: 8)
-        return read(fd, &prefix, 8) == 8 && prefix == EQMFormat.magic
+        ModelFileFormat.sniff(path: path) == .eqm  // never opens a FIFO, which would block
     }
 }
 

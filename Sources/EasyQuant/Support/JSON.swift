@@ -181,7 +181,7 @@ private struct JSONParser {
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyOffset = pos
             let key = try parseString()
-            guard seen.insert(key).inserted else { throw fail("duplicate key \"\(key)\"", at: keyOffset) }
+            guard seen.insert(key).inserted else { throw fail("duplicate key \"\(MessageText.clean(key))\"", at: keyOffset) }
             skipWhitespace()
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':' after key") }
             pos += 1

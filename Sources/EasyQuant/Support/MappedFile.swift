@@ -13,17 +13,13 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     public var count: Int { bytes.count }
 
-    /// Maps `path` read-only. An empty file maps to an empty buffer.
+    /// Maps `path` read-only. An empty file maps to an empty buffer. Anything but a regular
+    /// file (a directory, a FIFO, a device) is refused before it is opened (`InputFile`).
     public init(path: String) throws {
         self.path = path
         owned = nil
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        let (fd, size) = try InputFile.openRegular(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError.cannotOpen(path: path, reason: "is a directory") }
-        let size = Int(st.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
@@ -73,12 +69,34 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
     case cannotWrite(path: String, reason: String)
     case notFound(path: String, hint: String)
+    /// A directory, FIFO, socket or device where a regular file is expected; `what` says which.
+    case notRegular(path: String, what: String)
 
-    public var description: String {
+    /// The description without the leading path, for errors that name the file themselves.
+    public var detail: String {
+        let full = description, prefix = path + ": "
+        return full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : full
+    }
+
+    public var path: String {
+        switch self {
+        case let .cannotOpen(path, _), let .cannotWrite(path, _), let .notFound(path, _), let .notRegular(path, _):
+            return path
+        }
+    }
+
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         switch self {
         case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
         case let .cannotWrite(path, reason): return "\(path): cannot write: \(reason)"
         case let .notFound(path, hint): return "\(path): not found; \(hint)"
+        case let .notRegular(path, what):
+            return what == "a directory"
+                ? "\(path): is a directory where a file is expected; give the file itself"
+                : "\(path): is \(what), not a regular file; EasyQuant reads only regular files (copy the data into a file first)"
         }
     }
 }

@@ -34,8 +34,7 @@ public struct SHA256Hasher {
 
     /// The SHA-256 of a file, read in 4 MiB pieces (not mapped, so it adds nothing to RSS).
     public static func hex(ofFile path: String) throws -> String {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        let (fd, _) = try InputFile.openRegular(path)
         defer { close(fd) }
         var h = SHA256Hasher()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)

@@ -31,6 +31,17 @@ struct TokenizerDefinition {
         if addEOS, eos == nil {
             throw TokenizerError.invalidVocabulary(file: vocabularyFile, reason: "it asks to add an EOS token but names none")
         }
+        // A merge joins byte-level tokens into a byte-level token. One that makes an unused,
+        // control or user-defined token would lose text (unused tokens decode to nothing) or
+        // change it (those tokens decode to their raw text, not through the byte alphabet).
+        for (rank, merge) in merges.enumerated() {
+            for id in [merge.left, merge.right, merge.merged] where !vocabulary.types[Int(id)].isByteLevel {
+                let text = String(decoding: vocabulary.bytes[Int(vocabulary.offsets[Int(id)])..<Int(vocabulary.offsets[Int(id) + 1])], as: UTF8.self)
+                throw TokenizerError.invalidVocabulary(
+                    file: vocabularyFile,
+                    reason: "merge \(rank + 1) involves token \(id) \(Vocabulary.quoted(text)), which is of type \(vocabulary.types[Int(id)]); merges may only join normal tokens")
+            }
+        }
         return self
     }
 

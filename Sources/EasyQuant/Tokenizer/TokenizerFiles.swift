@@ -54,14 +54,10 @@ enum TokenizerFiles {
     }
 
     static func read(_ path: String) throws -> [UInt8] {
-        let fm = FileManager.default
-        if let size = (try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.int64Value > Int64(largestFile) {
-            throw TokenizerError.cannotRead(path: path, reason: "it is \(size.int64Value) bytes, more than a tokenizer file can be (\(largestFile))")
+        // Through MappedFile's checks: a FIFO or a device is refused, not waited on.
+        do { return try InputFiles.read(path, what: "tokenizer file", limit: largestFile) } catch let e as FileError {
+            throw TokenizerError.cannotRead(path: path, reason: e.detail)
         }
-        guard let data = fm.contents(atPath: path) else {
-            throw TokenizerError.cannotRead(path: path, reason: fm.fileExists(atPath: path) ? "permission denied or not a file" : "no such file")
-        }
-        return [UInt8](data)
     }
 
     static func parseJSON(_ bytes: [UInt8], file: String) throws -> JSONValue {

@@ -65,8 +65,9 @@ public struct EQMTensorRecord: Equatable, Sendable {
         return nil
     }
 
-    /// The decoded size the data blob must have.
-    var expectedDataSize: Int {
+    /// The decoded size the data blob must have for `elementCount` elements (which the shape
+    /// rule keeps small enough for the products not to overflow).
+    func expectedDataSize(elementCount: Int) -> Int {
         switch encoding {
         case .float(let dtype): return elementCount * dtype.byteSize
         case .quantized(let q): return CodePacking.storedSize(count: elementCount, bits: q.bits)

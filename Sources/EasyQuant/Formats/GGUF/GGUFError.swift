@@ -54,7 +54,13 @@ public struct GGUFError: Error, CustomStringConvertible, Equatable {
         self.problem = problem
     }
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
+        // Keys, names and fields come from the file: escaped and cut, so the message stays one line.
+        func c(_ text: String) -> String { MessageText.clean(text) }
+        let path = MessageText.path(self.path)
         let damaged = "the file is damaged or not a GGUF file (truncated download?); download or convert it again"
         switch problem {
         case .notGGUF:
@@ -67,42 +73,42 @@ public struct GGUFError: Error, CustomStringConvertible, Equatable {
             }
             return "\(path): GGUF version \(v) is not supported (EasyQuant reads versions 2 and 3); it may be newer than this EasyQuant, so upgrade"
         case let .truncated(field, offset, needed, size):
-            return "\(path): \(field) at byte \(offset) needs \(needed) bytes but the \(size)-byte file ends first; \(damaged)"
+            return "\(path): \(c(field)) at byte \(offset) needs \(needed) bytes but the \(size)-byte file ends first; \(damaged)"
         case let .countTooLarge(field, offset, count, limit):
-            return "\(path): \(field) at byte \(offset) is \(count), more than the rest of the file can hold (at most \(limit)); \(damaged)"
+            return "\(path): \(c(field)) at byte \(offset) is \(count), more than the rest of the file can hold (at most \(limit)); \(damaged)"
         case let .unknownValueType(key, offset, raw):
-            return "\(path): key \(key): unknown value type \(raw) at byte \(offset) (GGUF defines 0-12); \(damaged)"
+            return "\(path): key \(c(key)): unknown value type \(raw) at byte \(offset) (GGUF defines 0-12); \(damaged)"
         case let .nestingTooDeep(key, offset):
-            return "\(path): key \(key): arrays nested more than \(GGUFFile.maxNesting) deep at byte \(offset); \(damaged)"
+            return "\(path): key \(c(key)): arrays nested more than \(GGUFFile.maxNesting) deep at byte \(offset); \(damaged)"
         case let .invalidUTF8(field, offset):
-            return "\(path): \(field) at byte \(offset) is not valid UTF-8; \(damaged)"
+            return "\(path): \(c(field)) at byte \(offset) is not valid UTF-8; \(damaged)"
         case let .badBool(key, offset, byte):
-            return "\(path): key \(key): bool at byte \(offset) is \(byte), not 0 or 1; \(damaged)"
+            return "\(path): key \(c(key)): bool at byte \(offset) is \(byte), not 0 or 1; \(damaged)"
         case let .duplicateKey(key, offset):
-            return "\(path): key \(key) appears twice (again at byte \(offset)); \(damaged)"
+            return "\(path): key \(c(key)) appears twice (again at byte \(offset)); \(damaged)"
         case .badAlignment(let reason):
             return "\(path): general.alignment \(reason); \(damaged)"
         case let .badTensor(tensor, offset, reason):
-            return "\(path): tensor \(tensor) (info at byte \(offset)): \(reason); \(damaged)"
+            return "\(path): tensor \(c(tensor)) (info at byte \(offset)): \(reason); \(damaged)"
         case let .unknownTensorType(tensor, offset, raw):
-            return "\(path): tensor \(tensor) (info at byte \(offset)): unknown ggml type \(raw); the file is damaged or newer than this EasyQuant, so upgrade or convert the model again"
+            return "\(path): tensor \(c(tensor)) (info at byte \(offset)): unknown ggml type \(raw); the file is damaged or newer than this EasyQuant, so upgrade or convert the model again"
         case let .duplicateTensor(tensor, offset):
-            return "\(path): tensor \(tensor) appears twice (again at byte \(offset)); \(damaged)"
+            return "\(path): tensor \(c(tensor)) appears twice (again at byte \(offset)); \(damaged)"
         case let .misaligned(tensor, offset, alignment):
-            return "\(path): tensor \(tensor): data offset \(offset) is not a multiple of the alignment \(alignment); \(damaged)"
+            return "\(path): tensor \(c(tensor)): data offset \(offset) is not a multiple of the alignment \(alignment); \(damaged)"
         case let .pastEnd(tensor, start, count, size):
-            return "\(path): tensor \(tensor): \(count) bytes from byte \(start) run past the end of the \(size)-byte file (truncated?); \(damaged)"
+            return "\(path): tensor \(c(tensor)): \(count) bytes from byte \(start) run past the end of the \(size)-byte file (truncated?); \(damaged)"
         case let .overlap(tensor, other, offset):
-            return "\(path): tensor \(tensor): data at byte \(offset) overlaps tensor \(other); \(damaged)"
+            return "\(path): tensor \(c(tensor)): data at byte \(offset) overlaps tensor \(c(other)); \(damaged)"
         case let .unsupportedType(tensor, type):
             let known = GGMLType.dequantizable.map(\.name).joined(separator: ", ")
-            return "\(path): tensor \(tensor): type \(type.name) cannot be dequantized by EasyQuant (it reads \(known)); requantize the model to one of those with llama.cpp, or use its safetensors original"
+            return "\(path): tensor \(c(tensor)): type \(type.name) cannot be dequantized by EasyQuant (it reads \(known)); requantize the model to one of those with llama.cpp, or use its safetensors original"
         case let .nonFinite(tensor, block, offset):
-            return "\(path): tensor \(tensor): block \(block) at byte \(offset) has an infinite or NaN scale (or value), which would make NaN weights; \(damaged)"
+            return "\(path): tensor \(c(tensor)): block \(block) at byte \(offset) has an infinite or NaN scale (or value), which would make NaN weights; \(damaged)"
         case .noSuchTensor(let name):
-            return "\(path): no tensor named \(name); list the tensors with eqinspect \(path)"
+            return "\(path): no tensor named \(c(name)); list the tensors with eqinspect \(path)"
         case let .rowsOutOfRange(tensor, rows, count):
-            return "\(path): tensor \(tensor): rows \(rows.lowerBound)..<\(rows.upperBound) asked of a tensor with \(count) rows; ask for rows inside 0..<\(count)"
+            return "\(path): tensor \(c(tensor)): rows \(rows.lowerBound)..<\(rows.upperBound) asked of a tensor with \(count) rows; ask for rows inside 0..<\(count)"
         }
     }
 }

@@ -197,13 +197,6 @@ public final class GGUFFile: @unchecked Sendable {
     /// Whether the file at `path` starts with the GGUF magic (big-endian files too, so that
     /// the reader refuses them by name).
     public static func isGGUF(path: String) -> Bool {
-        // O_NONBLOCK: opening a FIFO with no writer must not wait (regular files ignore the flag).
-        let fd = open(path, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
-        var prefix = [UInt8](repeating: 0, count: 4)
-        return read(fd, &prefix, 4) == 4 && prefix == magic
+        ModelFileFormat.sniff(path: path) == .gguf  // never opens a FIFO, which would block
     }
 }

@@ -31,19 +31,21 @@ public final class SafetensorsModel: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw FileError.notFound(path: path, hint: "give a .safetensors file or a Hugging Face model folder")
-        }
         let shardPaths: [String]
-        if isDir.boolValue {
+        var weightMap: [String: String] = [:]
+        switch InputFile.kind(of: path) {
+        case .missing:
+            throw FileError.notFound(path: path, hint: "give a .safetensors file or a Hugging Face model folder")
+        case .directory:
             directory = path
-            shardPaths = try Self.findShards(in: path)
-        } else {
+            (shardPaths, weightMap) = try Self.findShards(in: path)
+        case .regular, .special, .unreachable:
+            // A special file is refused by MappedFile with its own message.
             directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
             shardPaths = [path]
         }
         shards = try shardPaths.map { try SafetensorsFile(path: $0) }
+        try Self.refuseRepeatedFiles(shards)
 
         var all: [Tensor] = []
         var seen: [String: Int] = [:]
@@ -58,10 +60,12 @@ public final class SafetensorsModel: @unchecked Sendable {
         }
         tensors = all
         index = seen
+        if !weightMap.isEmpty { try Self.checkWeightMap(weightMap, shards: shards, tensors: all, seen: seen, directory: directory) }
 
         let configPath = (directory as NSString).appendingPathComponent("config.json")
-        if let data = FileManager.default.contents(atPath: configPath) {
-            do { config = try JSONValue.parse([UInt8](data)) } catch {
+        if InputFile.kind(of: configPath) != .missing {
+            let bytes = try InputFiles.read(configPath, what: "config.json")
+            do { config = try JSONValue.parse(bytes) } catch {
                 throw ModelSourceError.badConfig(path: configPath, reason: "\(error)")
             }
         } else {
@@ -71,7 +75,10 @@ public final class SafetensorsModel: @unchecked Sendable {
         let dir = directory
         for set in Self.tokenizerFileSets {
             let paths = set.map { (dir as NSString).appendingPathComponent($0) }
-            if paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+            let kinds = paths.map { InputFile.kind(of: $0) }
+            if kinds.allSatisfy({ $0 != .missing }) {
+                // Refuse a FIFO or folder now, by name, rather than block or fail when it is read.
+                for (p, k) in zip(paths, kinds) { try InputFile.refuseIfNotRegular(p, k) }
                 found = Array(zip(set, paths))
                 break
             }
@@ -79,35 +86,82 @@ public final class SafetensorsModel: @unchecked Sendable {
         tokenizerFiles = found.map { (name: $0.0, path: $0.1) }
     }
 
-    /// The shard files of a model folder.
-    static func findShards(in dir: String) throws -> [String] {
+    /// Name of the index file of a sharded checkpoint.
+    public static let indexFileName = "model.safetensors.index.json"
+
+    /// The shard files of a model folder, and for a sharded one the index's tensor → file map.
+    static func findShards(in dir: String) throws -> (paths: [String], weightMap: [String: String]) {
         let single = (dir as NSString).appendingPathComponent("model.safetensors")
-        if FileManager.default.fileExists(atPath: single) { return [single] }
-        let indexPath = (dir as NSString).appendingPathComponent("model.safetensors.index.json")
-        if let data = FileManager.default.contents(atPath: indexPath) {
-            let json: JSONValue
-            do { json = try JSONValue.parse([UInt8](data)) } catch {
-                throw ModelSourceError.badIndex(path: indexPath, reason: "\(error)")
-            }
-            guard let map = json["weight_map"]?.objectMembers else {
-                throw ModelSourceError.badIndex(path: indexPath, reason: "no \"weight_map\" object")
-            }
-            var files: [String] = []
-            for (tensor, file) in map {
-                guard let name = file.stringValue, !name.contains("/") else {
-                    throw ModelSourceError.badIndex(path: indexPath, reason: "tensor \(tensor) maps to \(file.serialized()), not a file name in the folder")
-                }
-                if !files.contains(name) { files.append(name) }
-            }
+        if InputFile.kind(of: single) != .missing { return ([single], [:]) }
+        let indexPath = (dir as NSString).appendingPathComponent(indexFileName)
+        if InputFile.kind(of: indexPath) != .missing {
+            let (files, map) = try readIndex(indexPath)
             let paths = files.sorted().map { (dir as NSString).appendingPathComponent($0) }
-            for p in paths where !FileManager.default.fileExists(atPath: p) {
+            for p in paths where InputFile.kind(of: p) == .missing {
                 throw ModelSourceError.missingShard(path: p, index: indexPath)
             }
-            return paths
+            return (paths, map)
         }
         let others = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
-        if others.count == 1 { return [(dir as NSString).appendingPathComponent(others[0])] }
+        if others.count == 1 { return ([(dir as NSString).appendingPathComponent(others[0])], [:]) }
         throw ModelSourceError.noWeights(directory: dir)
+    }
+
+    /// The shard file names an index lists (each once) and its tensor → file map. A file name
+    /// must name a `.safetensors` file in the index's own folder: no `/`, no `..`, no NUL.
+    static func readIndex(_ indexPath: String) throws -> (files: [String], map: [String: String]) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(InputFiles.read(indexPath, what: "shard index")) } catch let e as JSONParseError {
+            throw ModelSourceError.badIndex(path: indexPath, reason: "\(e)")
+        }
+        guard let entries = json["weight_map"]?.objectMembers else {
+            throw ModelSourceError.badIndex(path: indexPath, reason: "no \"weight_map\" object")
+        }
+        var files: [String] = []
+        var known = Set<String>()
+        var map: [String: String] = [:]
+        for (tensor, file) in entries {
+            guard let name = file.stringValue, isShardFileName(name) else {
+                throw ModelSourceError.badIndex(path: indexPath, reason: "tensor \(MessageText.clean(tensor)) maps to \(MessageText.clean(file.serialized())), not the name of a .safetensors file in the index's folder")
+            }
+            map[tensor] = name
+            if known.insert(name).inserted { files.append(name) }
+        }
+        guard !files.isEmpty else { throw ModelSourceError.badIndex(path: indexPath, reason: "\"weight_map\" lists no tensors") }
+        return (files, map)
+    }
+
+    /// Whether `name` is a plain `.safetensors` file name, which cannot reach outside its folder.
+    static func isShardFileName(_ name: String) -> Bool {
+        name.hasSuffix(".safetensors") && name != ".safetensors" && !name.contains("/") && !name.contains("\0")
+    }
+
+    /// Two shard names that are the same file (links) would load every tensor twice.
+    static func refuseRepeatedFiles(_ shards: [SafetensorsFile]) throws {
+        var seen: [[UInt64]: String] = [:]
+        for shard in shards {
+            var st = stat()
+            guard stat(shard.path, &st) == 0 else { continue }
+            let id = [UInt64(st.st_dev), UInt64(st.st_ino)]
+            if let first = seen[id] { throw ModelSourceError.sameFile(first: first, second: shard.path) }
+            seen[id] = shard.path
+        }
+    }
+
+    /// The index and the shards must agree wherever both speak: every tensor the index lists
+    /// is in the shard it names. (Tensors the index leaves out are loaded, as transformers does.)
+    static func checkWeightMap(_ map: [String: String], shards: [SafetensorsFile], tensors: [Tensor],
+                               seen: [String: Int], directory: String) throws {
+        let indexPath = (directory as NSString).appendingPathComponent(indexFileName)
+        for (name, file) in map.sorted(by: { $0.key < $1.key }) {
+            guard let t = seen[name] else {
+                throw ModelSourceError.badIndex(path: indexPath, reason: "tensor \(MessageText.clean(name)) is listed in \(MessageText.clean(file)) but no shard holds it")
+            }
+            let holder = (shards[tensors[t].shard].path as NSString).lastPathComponent
+            guard holder == file else {
+                throw ModelSourceError.badIndex(path: indexPath, reason: "tensor \(MessageText.clean(name)) is listed in \(MessageText.clean(file)) but is in \(MessageText.clean(holder))")
+            }
+        }
     }
 
     public func tensor(_ name: String) -> Tensor? { index[name].map { tensors[$0] } }
@@ -132,15 +186,21 @@ public enum ModelSourceError: Error, CustomStringConvertible, Equatable {
     case missingShard(path: String, index: String)
     case duplicateTensor(name: String, first: String, second: String)
     case badConfig(path: String, reason: String)
+    /// Two shard names that lead to the same file.
+    case sameFile(first: String, second: String)
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         switch self {
         case .noWeights(let d):
             return "\(d): no model.safetensors, model.safetensors.index.json or single .safetensors file in this folder; point at the weights file itself"
         case let .badIndex(p, r): return "\(p): \(r); fix the index or give the shard files' folder a valid one"
         case let .missingShard(p, i): return "\(p): listed in \(i) but missing; copy the shard beside the index"
-        case let .duplicateTensor(n, a, b): return "tensor \(n) appears in both \(a) and \(b); the shards do not belong together"
+        case let .duplicateTensor(n, a, b): return "tensor \(MessageText.clean(n)) appears in both \(a) and \(b); the shards do not belong together"
         case let .badConfig(p, r): return "\(p): not valid JSON: \(r); fix or remove the file"
+        case let .sameFile(a, b): return "\(b) is the same file as \(a) (a link?); each shard must be listed once"
         }
     }
 }

@@ -41,6 +41,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         let bytes = file.bytes
         func fail(_ problem: SafetensorsError.Problem) -> SafetensorsError { SafetensorsError(path: file.path, problem: problem) }
 
+        // Another format given where safetensors is expected gets named, not parsed.
+        if let other = ModelFileFormat.sniff(UnsafeRawBufferPointer(rebasing: bytes.prefix(ModelFileFormat.sniffLength)), fileSize: bytes.count),
+           other != .safetensors {
+            throw fail(.otherFormat(other))
+        }
         guard bytes.count >= 8 else { throw fail(.fileTooSmall(bytes.count)) }
         let declared = bytes.loadUnaligned(as: UInt64.self).littleEndian
         guard declared <= UInt64(Self.maxHeaderLength) else { throw fail(.headerTooLarge(declared)) }
@@ -100,17 +105,23 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard let dims = entry["shape"]?.arrayValue else { throw fail(.badEntry(tensor: name, reason: "missing \"shape\"")) }
         var shape: [Int] = []
         for d in dims {
-            guard let v = d.intValue, v >= 0, case .int = d else { throw fail(.badEntry(tensor: name, reason: "shape \(JSONValue.array(dims).serialized()) has a dimension that is not a non-negative integer")) }
-            shape.append(v)
+            guard case .int(let v) = d, v >= 0 else {
+                throw fail(.badEntry(tensor: name, reason: "shape \(MessageText.clean(JSONValue.array(dims).serialized())) has a dimension that is not a non-negative integer"))
+            }
+            shape.append(Int(v))
+        }
+        let count: Int
+        switch ShapeRule.elementCount(shape) {
+        case .success(let n): count = n
+        case .failure(let violation): throw fail(.badEntry(tensor: name, reason: violation.description))
         }
         guard let offsets = entry["data_offsets"]?.arrayValue, offsets.count == 2,
               case .int(let b) = offsets[0], case .int(let e) = offsets[1], b >= 0, e >= 0 else {
             throw fail(.badEntry(tensor: name, reason: "\"data_offsets\" must be two non-negative integers"))
         }
         guard b <= e else { throw fail(.badEntry(tensor: name, reason: "data_offsets [\(b), \(e)] end before they begin")) }
-        guard let count = elementCount(shape), case let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize), !overflow else {
-            throw fail(.badEntry(tensor: name, reason: "shape \(shape) is too large"))
-        }
+        // The shape rule keeps count × 8 far below Int.max.
+        let bytes = count * dtype.byteSize
         guard Int64(bytes) == e - b else {
             throw fail(.sizeMismatch(tensor: name, dtype: dtype, shape: shape, expected: bytes, span: Int(e - b)))
         }
@@ -146,6 +157,8 @@ public final class SafetensorsFile: @unchecked Sendable {
 /// file and the tensor or byte offset.
 public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public enum Problem: Equatable {
+        /// The file is another model format (`.eqm` or GGUF).
+        case otherFormat(ModelFileFormat)
         case fileTooSmall(Int)
         case headerTooLarge(UInt64)
         case headerPastEnd(UInt64, fileSize: Int)
@@ -164,9 +177,18 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public var path: String
     public var problem: Problem
 
-    public var description: String {
+    public var description: String { MessageText.oneLine(text) }
+
+    /// The message before the one-line guarantee.
+    private var text: String {
         let hint = "the file is not a valid safetensors file (truncated or corrupt?); re-export it with the safetensors library"
+        let path = MessageText.path(self.path)
+        func name(_ t: String) -> String { MessageText.clean(t) }
         switch problem {
+        case .otherFormat(.eqm):
+            return "\(path): this is an .eqm file, not safetensors; give the original .safetensors file (or its folder)"
+        case .otherFormat(let format):
+            return "\(path): this is a \(format.displayName) file, not safetensors; give the model's .safetensors file (or its folder)"
         case .fileTooSmall(let n):
             return "\(path): \(n) bytes is too small for a safetensors file (needs an 8-byte header length); \(hint)"
         case .headerTooLarge(let n):
@@ -180,17 +202,17 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
         case .metadataNotStrings:
             return "\(path): \"__metadata__\" must map strings to strings; \(hint)"
         case let .badEntry(t, reason):
-            return "\(path): tensor \(t): \(reason); \(hint)"
+            return "\(path): tensor \(name(t)): \(reason); \(hint)"
         case let .unknownDType(t, d):
-            return "\(path): tensor \(t): unknown dtype \"\(d)\" (known: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
+            return "\(path): tensor \(name(t)): unknown dtype \"\(name(d))\" (known: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
         case let .sizeMismatch(t, dtype, shape, expected, span):
-            return "\(path): tensor \(t): shape \(shape) of \(dtype.rawValue) needs \(expected) bytes but its data_offsets span \(span); \(hint)"
+            return "\(path): tensor \(name(t)): shape \(shape) of \(dtype.rawValue) needs \(expected) bytes but its data_offsets span \(span); \(hint)"
         case let .pastEndOfData(t, end, size):
-            return "\(path): tensor \(t): data ends at \(end), past the \(size)-byte data area (file truncated?); \(hint)"
+            return "\(path): tensor \(name(t)): data ends at \(end), past the \(size)-byte data area (file truncated?); \(hint)"
         case let .overlap(t, other):
-            return "\(path): tensor \(t): data overlaps tensor \(other); \(hint)"
+            return "\(path): tensor \(name(t)): data overlaps tensor \(name(other)); \(hint)"
         case let .gap(t, from, to):
-            return "\(path): tensor \(t): \(to - from) unused bytes before it (data offsets \(from)..<\(to) belong to no tensor); \(hint)"
+            return "\(path): tensor \(name(t)): \(to - from) unused bytes before it (data offsets \(from)..<\(to) belong to no tensor); \(hint)"
         case let .trailingBytes(unused, at):
             return "\(path): \(unused) bytes at byte \(at) belong to no tensor; \(hint)"
         }
