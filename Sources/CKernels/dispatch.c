@@ -52,6 +52,18 @@ static inline int current_level(void) {
 #define DISPATCH(name, args) return name##_baseline args;
 #endif
 
+int eqk_use_isa(const char *name) {
+    int cpu = detect_cpu(), wanted;
+    if (strcmp(name, "auto") == 0) wanted = detect();
+    else if (strcmp(name, "baseline") == 0) wanted = LEVEL_BASELINE;
+    else if (strcmp(name, "avx2") == 0) wanted = LEVEL_AVX2;
+    else if (strcmp(name, "avx512") == 0) wanted = LEVEL_AVX512;
+    else return 0;
+    if (wanted > cpu) return 0;
+    __atomic_store_n(&level, wanted, __ATOMIC_RELAXED);
+    return 1;
+}
+
 const char *eqk_isa(void) {
     switch (current_level()) {
     case LEVEL_AVX512: return "avx512";

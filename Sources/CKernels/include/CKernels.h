@@ -21,6 +21,11 @@ extern "C" {
 /// The instruction set the kernels run with on this CPU: "avx512", "avx2" or "baseline".
 const char *eqk_isa(void);
 
+/// Makes the kernels use the copy for `name` ("baseline", "avx2", "avx512", or "auto" for
+/// the default choice) from now on, for tests and timing; returns 0, changing nothing, for
+/// an unknown name or a set this CPU lacks. Not for use while kernels run on other threads.
+int eqk_use_isa(const char *name);
+
 /// Softmax of one row in place with a causal length: row[0..<length] becomes
 /// exp(scale·x − max)/Σ and row[length..<count] becomes 0. 1 ≤ length ≤ count, scale > 0.
 void eqk_softmax(float *row, size_t count, size_t length, float scale);

@@ -20,6 +20,12 @@ public enum VectorOps {
     /// The instruction set the kernels use on this CPU: "avx512", "avx2" or "baseline".
     public static var instructionSet: String { String(cString: eqk_isa()) }
 
+    /// Makes the kernels use their copy for `name` ("baseline", "avx2", "avx512", or "auto"
+    /// for the widest this CPU has), to test or time the narrower copies; false, changing
+    /// nothing, for an unknown name or a set this CPU lacks. Call it while no kernel runs.
+    @discardableResult
+    public static func useInstructionSet(_ name: String) -> Bool { eqk_use_isa(name) != 0 }
+
     /// Runs `body` over row ranges, in parallel only when rows·cols is large enough.
     @inline(__always)
     static func forRows(_ rows: Int, cols: Int, threads: Int, _ body: (Range<Int>) -> Void) {

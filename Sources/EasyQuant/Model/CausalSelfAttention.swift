@@ -127,48 +127,51 @@ enum CausalSelfAttention {
             let q0 = blk * queryBlock, q1 = min(o.queries, q0 + queryBlock), rows = q1 - q0
             let m = rows * group
             let keys = o.start + q1
-            let scoreBytes = UnsafeMutableRawPointer.allocate(byteCount: m * keys * 4, alignment: 64)
-            let scores = scoreBytes.assumingMemoryBound(to: Float.self)
-            let values = UnsafeMutablePointer<Float>.allocate(capacity: m * d)
-            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: m)
-            defer { scoreBytes.deallocate(); values.deallocate(); inverseSums.deallocate() }
-            if let qCodes, let kCodes {
-                // The group's heads of query i sit side by side: one copy of group·d codes.
-                let queries = UnsafeMutablePointer<Int8>.allocate(capacity: m * d)
-                let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: m)
-                defer { queries.deallocate(); rowScales.deallocate() }
+            // One borrowed buffer per item (fresh pages for every item cost page faults):
+            // scores [m, keys] (int32 products, then floats), the block's queries [m, d]
+            // (int8 codes or floats), P·V [m, d], and per row 1/Σ and the query scale.
+            let scoreBytes = m * keys * 4, rowBytes = m * d * 4
+            ScratchBuffers.shared.withBuffer(bytes: scoreBytes + 2 * rowBytes + 2 * m * 4) { raw in
+                let scores = raw.bindMemory(to: Float.self, capacity: m * keys)
+                let queryBytes = raw + scoreBytes
+                let values = (raw + scoreBytes + rowBytes).bindMemory(to: Float.self, capacity: m * d)
+                let inverseSums = (raw + scoreBytes + 2 * rowBytes).bindMemory(to: Float.self, capacity: m)
+                let rowScales = inverseSums + m
+                if let qCodes, let kCodes {
+                    // The group's heads of query i sit side by side: one copy of group·d codes.
+                    let queries = queryBytes.bindMemory(to: Int8.self, capacity: m * d)
+                    for i in 0..<rows {
+                        (queries + i * groupWidth).update(from: qCodes.codes + (q0 + i) * e + kv * groupWidth, count: groupWidth)
+                        for j in 0..<group { rowScales[i * group + j] = qCodes.scales[(kv * group + j) * o.queries + q0 + i] * scale }
+                    }
+                    context.backend.gemmS8S8S32(transA: false, transB: true, m: m, n: keys, k: d, a: queries, lda: d,
+                                                b: kCodes.codes + kv * d, ldb: kvHeads * d,
+                                                c: UnsafeMutableRawPointer(scores).assumingMemoryBound(to: Int32.self), ldc: keys)
+                    let keyScales = kCodes.scales + kv * o.queries
+                    for r in 0..<m {
+                        let length = q0 + r / group + 1
+                        inverseSums[r] = 1 / eqk_softmax_int32_unnormalised(scores + r * keys, rowScales[r], keyScales, keys, length)
+                    }
+                } else {
+                    // The group's heads of query i sit side by side in q: one copy of group·d floats.
+                    let queries = queryBytes.bindMemory(to: Float.self, capacity: m * d)
+                    for i in 0..<rows {
+                        (queries + i * groupWidth).update(from: o.q + (q0 + i) * o.ldq + kv * groupWidth, count: groupWidth)
+                    }
+                    context.backend.sgemm(transA: false, transB: true, m: m, n: keys, k: d, alpha: scale,
+                                          a: queries, lda: d, b: o.k + kv * d, ldb: o.ldk, beta: 0, c: scores, ldc: keys)
+                    // Query i (every head of it) sees keys 0 ... start+q0+i; later entries become 0.
+                    for r in 0..<m {
+                        let length = o.start + q0 + r / group + 1
+                        inverseSums[r] = 1 / eqk_softmax_unnormalised(scores + r * keys, keys, length, 1)
+                    }
+                }
+                context.backend.sgemm(transA: false, transB: false, m: m, n: d, k: keys, alpha: 1,
+                                      a: scores, lda: keys, b: o.v + kv * d, ldb: o.ldv, beta: 0, c: values, ldc: d)
+                let dst = outAddress.assumingMemoryBound(to: Float.self) + kv * groupWidth
                 for i in 0..<rows {
-                    (queries + i * groupWidth).update(from: qCodes.codes + (q0 + i) * e + kv * groupWidth, count: groupWidth)
-                    for j in 0..<group { rowScales[i * group + j] = qCodes.scales[(kv * group + j) * o.queries + q0 + i] * scale }
+                    eqk_scale_rows(dst + (q0 + i) * e, d, values + i * groupWidth, d, group, d, inverseSums + i * group)
                 }
-                context.backend.gemmS8S8S32(transA: false, transB: true, m: m, n: keys, k: d, a: queries, lda: d,
-                                            b: kCodes.codes + kv * d, ldb: kvHeads * d,
-                                            c: scoreBytes.assumingMemoryBound(to: Int32.self), ldc: keys)
-                let keyScales = kCodes.scales + kv * o.queries
-                for r in 0..<m {
-                    let length = q0 + r / group + 1
-                    inverseSums[r] = 1 / eqk_softmax_int32_unnormalised(scoreBytes + r * keys * 4, rowScales[r], keyScales, keys, length)
-                }
-            } else {
-                // The group's heads of query i sit side by side in q: one copy of group·d floats.
-                let queries = UnsafeMutablePointer<Float>.allocate(capacity: m * d)
-                defer { queries.deallocate() }
-                for i in 0..<rows {
-                    (queries + i * groupWidth).update(from: o.q + (q0 + i) * o.ldq + kv * groupWidth, count: groupWidth)
-                }
-                context.backend.sgemm(transA: false, transB: true, m: m, n: keys, k: d, alpha: scale,
-                                      a: queries, lda: d, b: o.k + kv * d, ldb: o.ldk, beta: 0, c: scores, ldc: keys)
-                // Query i (every head of it) sees keys 0 ... start+q0+i; later entries become 0.
-                for r in 0..<m {
-                    let length = o.start + q0 + r / group + 1
-                    inverseSums[r] = 1 / eqk_softmax_unnormalised(scores + r * keys, keys, length, 1)
-                }
-            }
-            context.backend.sgemm(transA: false, transB: false, m: m, n: d, k: keys, alpha: 1,
-                                  a: scores, lda: keys, b: o.v + kv * d, ldb: o.ldv, beta: 0, c: values, ldc: d)
-            let dst = outAddress.assumingMemoryBound(to: Float.self) + kv * groupWidth
-            for i in 0..<rows {
-                eqk_scale_rows(dst + (q0 + i) * e, d, values + i * groupWidth, d, group, d, inverseSums + i * group)
             }
         }
     }

@@ -184,11 +184,11 @@ public struct Linear: Sendable {
             let piece = pieces[item % pieces.count]
             let n0 = piece.lowerBound, nb = piece.count
             let m0 = (item / pieces.count) * Self.rowBlock, mb = min(m, m0 + Self.rowBlock) - m0
-            let acc = UnsafeMutablePointer<Int32>.allocate(capacity: mb * nb)
             let scale = UnsafeMutablePointer<Float>.allocate(capacity: nb)
             let zero = UnsafeMutablePointer<Float>.allocate(capacity: nb)
-            defer { acc.deallocate(); scale.deallocate(); zero.deallocate() }
+            defer { scale.deallocate(); zero.deallocate() }
             let out = yAddress.assumingMemoryBound(to: Float.self) + m0 * n
+            ScratchBuffers.shared.withBuffer(of: Int32.self, count: mb * nb) { acc in
             w.codes.withUnsafeBufferPointer { codes in
                 for g in 0..<kBlocks {
                     let k0 = g * kb, kLen = min(k, k0 + kb) - k0
@@ -205,6 +205,7 @@ public struct Linear: Sendable {
                     eqk_rescale_int32(out + n0, n, acc, nb, mb, nb, xq.scales + m0, scale, sums == nil ? nil : UnsafePointer(zero),
                                       sums, xq.groups, g == 0 ? 0 : 1)
                 }
+            }
             }
             if let bias {
                 bias.withUnsafeBufferPointer { b in eqk_add_bias(out + n0, mb, nb, n, b.baseAddress! + n0) }
