@@ -40,9 +40,12 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // EasyQuant's own element-wise kernels in C, compiled for AVX-512, AVX2 and the
+        // baseline, the copy picked at run time (Sources/CKernels/dispatch.c).
+        .target(name: "CKernels"),
         .target(
             name: "EasyQuant",
-            dependencies: ["CZstd", "CDNNL", "CLibCrypto"],
+            dependencies: ["CZstd", "CDNNL", "CLibCrypto", "CKernels"],
             // Release builds keep every precondition and overflow check: a hostile model file
             // must meet a check, not undefined behaviour. Hot kernels use wrapping arithmetic
             // (&+, &*) and unsafe buffers locally, with their bounds checked once at entry.
@@ -84,5 +87,6 @@ let package = Package(
             resources: []
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v5],
+    cLanguageStandard: .c11
 )

@@ -1,8 +1,14 @@
+import CKernels
 import Foundation
 
-/// The element-wise and row-wise operations of a GPT-2 forward pass, on row-major
-/// float buffers, vectorised with Swift SIMD types and spread over rows with `Parallel`
-/// when a call has enough work to pay for waking threads.
+/// The element-wise and row-wise operations of a forward pass, on row-major float
+/// buffers, spread over rows with `Parallel` when a call has enough work to pay for
+/// waking threads.
+///
+/// The loops themselves are C (Sources/CKernels), compiled for AVX-512, AVX2+FMA and the
+/// baseline with the copy chosen at run time, so the binary runs on any x86-64 CPU and
+/// still uses the machine's widest vectors. Every shape is checked here, once, before the
+/// kernels (which trust their arguments) run.
 ///
 /// Where a function takes both an input and an output pointer they may be the same
 /// (in place); otherwise they must not overlap.
@@ -10,6 +16,15 @@ public enum VectorOps {
     /// Calls with fewer elements than this run on the calling thread: handing work to
     /// another core costs a few microseconds, about what 64K simple float ops take.
     static let parallelThreshold = 1 << 16
+
+    /// The instruction set the kernels use on this CPU: "avx512", "avx2" or "baseline".
+    public static var instructionSet: String { String(cString: eqk_isa()) }
+
+    /// Makes the kernels use their copy for `name` ("baseline", "avx2", "avx512", or "auto"
+    /// for the widest this CPU has), to test or time the narrower copies; false, changing
+    /// nothing, for an unknown name or a set this CPU lacks. Call it while no kernel runs.
+    @discardableResult
+    public static func useInstructionSet(_ name: String) -> Bool { eqk_use_isa(name) != 0 }
 
     /// Runs `body` over row ranges, in parallel only when rows·cols is large enough.
     @inline(__always)
@@ -19,6 +34,25 @@ public enum VectorOps {
         } else {
             Parallel.forRanges(rows, threads: threads, minimumChunk: max(1, parallelThreshold / max(1, cols) / 4), body)
         }
+    }
+
+    /// Runs `body` over element ranges of `count`, in chunks of `chunk`, in parallel when large.
+    @inline(__always)
+    static func forChunks(_ count: Int, chunk: Int, threads: Int, _ body: (Int, Int) -> Void) {
+        forRows((count + chunk - 1) / chunk, cols: chunk, threads: threads) { range in
+            for c in range {
+                let lo = c * chunk
+                body(lo, min(count, lo + chunk) - lo)
+            }
+        }
+    }
+
+    /// rows·cols, refusing shapes whose element count overflows.
+    @inline(__always)
+    static func elements(_ rows: Int, _ cols: Int, _ call: StaticString) -> Int {
+        let (n, overflow) = rows.multipliedReportingOverflow(by: cols)
+        precondition(!overflow, "\(call): \(rows)×\(cols) elements overflow")
+        return n
     }
 
     // MARK: Layer norm
@@ -34,43 +68,9 @@ public enum VectorOps {
                                  gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
                                  out: UnsafeMutablePointer<Float>, threads: Int = Parallel.defaultThreads) {
         precondition(rows >= 0 && cols > 0, "layerNorm: bad shape \(rows)×\(cols)")
-        let w = FloatVector.scalarCount
-        let full = cols / w * w
-        let n = Float(cols)
+        _ = elements(rows, cols, "layerNorm")
         forRows(rows, cols: cols, threads: threads) { range in
-            for i in range {
-                let row = x + i * cols
-                let dst = out + i * cols
-                var acc = FloatVector()
-                var j = 0
-                while j < full { acc += FloatVector.load(row + j); j += w }
-                var sum = acc.sum()
-                while j < cols { sum += row[j]; j += 1 }
-                let hi = sum / n
-                let hiV = FloatVector(repeating: hi)
-                var dAcc = FloatVector(), sqAcc = FloatVector()
-                j = 0
-                while j < full {
-                    let d = FloatVector.load(row + j) - hiV
-                    dAcc += d
-                    sqAcc += d * d
-                    j += w
-                }
-                var dSum = dAcc.sum(), sq = sqAcc.sum()
-                while j < cols { let d = row[j] - hi; dSum += d; sq += d * d; j += 1 }
-                let lo = dSum / n
-                // Var = mean((x − hi)²) − lo², never negative in exact arithmetic.
-                let variance = Swift.max(0, sq / n - lo * lo)
-                let rstd = 1 / (variance + eps).squareRoot()
-                let loV = FloatVector(repeating: lo), rstdV = FloatVector(repeating: rstd)
-                j = 0
-                while j < full {
-                    let centred = (FloatVector.load(row + j) - hiV) - loV
-                    (centred * rstdV * FloatVector.load(gamma + j) + FloatVector.load(beta + j)).store(dst + j)
-                    j += w
-                }
-                while j < cols { dst[j] = ((row[j] - hi) - lo) * rstd * gamma[j] + beta[j]; j += 1 }
-            }
+            eqk_layer_norm(x + range.lowerBound * cols, range.count, cols, gamma, beta, eps, out + range.lowerBound * cols)
         }
     }
 
@@ -81,24 +81,9 @@ public enum VectorOps {
     public static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>, eps: Float,
                                out: UnsafeMutablePointer<Float>, threads: Int = Parallel.defaultThreads) {
         precondition(rows >= 0 && cols > 0, "rmsNorm: bad shape \(rows)×\(cols)")
-        let w = FloatVector.scalarCount
-        let full = cols / w * w
+        _ = elements(rows, cols, "rmsNorm")
         forRows(rows, cols: cols, threads: threads) { range in
-            for i in range {
-                let row = x + i * cols
-                let dst = out + i * cols
-                var acc = FloatVector()
-                var j = 0
-                while j < full { let v = FloatVector.load(row + j); acc += v * v; j += w }
-                var sum = 0.0
-                for l in 0..<w { sum += Double(acc[l]) }
-                while j < cols { sum += Double(row[j] * row[j]); j += 1 }
-                let rstd = Float(1 / (Float(sum / Double(cols)) + eps).squareRoot())
-                let rstdV = FloatVector(repeating: rstd)
-                j = 0
-                while j < full { (FloatVector.load(row + j) * rstdV * FloatVector.load(gamma + j)).store(dst + j); j += w }
-                while j < cols { dst[j] = row[j] * rstd * gamma[j]; j += 1 }
-            }
+            eqk_rms_norm(x + range.lowerBound * cols, range.count, cols, gamma, eps, out + range.lowerBound * cols)
         }
     }
 
@@ -109,20 +94,7 @@ public enum VectorOps {
     public static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<Float>,
                               threads: Int = Parallel.defaultThreads) {
         precondition(count >= 0, "swiglu: negative count")
-        let w = FloatVector.scalarCount
-        let chunk = 4096
-        forRows((count + chunk - 1) / chunk, cols: chunk, threads: threads) { range in
-            for c in range {
-                let lo = c * chunk, hi = min(count, lo + chunk)
-                var j = lo
-                while j + w <= hi {
-                    let g = FloatVector.load(gate + j)
-                    (g / (1 + vexp(-g)) * FloatVector.load(up + j)).store(out + j)
-                    j += w
-                }
-                while j < hi { let g = gate[j]; out[j] = g / (1 + Foundation.exp(-g)) * up[j]; j += 1 }
-            }
-        }
+        forChunks(count, chunk: 4096, threads: threads) { lo, n in eqk_swiglu(gate + lo, up + lo, n, out + lo) }
     }
 
     // MARK: GELU
@@ -136,34 +108,12 @@ public enum VectorOps {
     public static func gelu(_ x: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<Float>,
                             threads: Int = Parallel.defaultThreads) {
         precondition(count >= 0, "gelu: negative count")
-        let w = FloatVector.scalarCount
-        let chunk = 4096
-        let chunks = (count + chunk - 1) / chunk
-        forRows(chunks, cols: chunk, threads: threads) { range in
-            for c in range {
-                let lo = c * chunk, hi = min(count, lo + chunk)
-                var j = lo
-                while j + w <= hi {
-                    geluVector(FloatVector.load(x + j)).store(out + j)
-                    j += w
-                }
-                if j < hi {
-                    geluVector(FloatVector.loadPartial(x + j, count: hi - j, fill: 0)).storePartial(out + j, count: hi - j)
-                }
-            }
-        }
+        forChunks(count, chunk: 4096, threads: threads) { lo, n in eqk_gelu(x + lo, n, out + lo) }
     }
 
     /// `gelu` in place.
     public static func geluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, threads: Int = Parallel.defaultThreads) {
         gelu(x, count: count, out: x, threads: threads)
-    }
-
-    @inline(__always)
-    static func geluVector(_ x: FloatVector) -> FloatVector {
-        let c: Float = 0.797_884_560_802_865_4 // √(2/π)
-        let u = c * (x + 0.044715 * (x * x * x))
-        return x / (1 + vexp(-2 * u))
     }
 
     // MARK: Bias and residual
@@ -174,17 +124,9 @@ public enum VectorOps {
                                bias: UnsafePointer<Float>, threads: Int = Parallel.defaultThreads) {
         let ld = ld ?? cols
         precondition(rows >= 0 && cols >= 0 && ld >= cols, "addBias: bad shape")
-        let w = FloatVector.scalarCount
+        _ = elements(rows, ld, "addBias")
         forRows(rows, cols: cols, threads: threads) { range in
-            for i in range {
-                let row = x + i * ld
-                var j = 0
-                while j + w <= cols {
-                    (FloatVector.load(row + j) + FloatVector.load(bias + j)).store(row + j)
-                    j += w
-                }
-                while j < cols { row[j] += bias[j]; j += 1 }
-            }
+            eqk_add_bias(x + range.lowerBound * ld, range.count, cols, ld, bias)
         }
     }
 
@@ -192,45 +134,10 @@ public enum VectorOps {
     public static func add(_ y: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int,
                            threads: Int = Parallel.defaultThreads) {
         precondition(count >= 0, "add: negative count")
-        let w = FloatVector.scalarCount
-        let chunk = 8192
-        forRows((count + chunk - 1) / chunk, cols: chunk, threads: threads) { range in
-            for c in range {
-                let lo = c * chunk, hi = min(count, lo + chunk)
-                var j = lo
-                while j + w <= hi {
-                    (FloatVector.load(x + j) + FloatVector.load(y + j)).store(x + j)
-                    j += w
-                }
-                while j < hi { x[j] += y[j]; j += 1 }
-            }
-        }
+        forChunks(count, chunk: 8192, threads: threads) { lo, n in eqk_add(y + lo, x + lo, n) }
     }
 
     // MARK: Softmax and log-sum-exp
-
-    /// Lane-wise maximum without the NaN bookkeeping of `pointwiseMax` (which compiles to
-    /// scalar code); NaN inputs give unspecified lanes.
-    @inline(__always)
-    static func vmax(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
-        a.replacing(with: b, where: a .< b)
-    }
-
-    /// The maximum of `p[0..<count]` (count ≥ 1).
-    @inline(__always)
-    static func rowMax(_ p: UnsafePointer<Float>, count: Int) -> Float {
-        let w = FloatVector.scalarCount
-        var j = 0
-        var m = -Float.infinity
-        if count >= w {
-            var mv = FloatVector.load(p)
-            j = w
-            while j + w <= count { mv = vmax(mv, FloatVector.load(p + j)); j += w }
-            m = mv.max()
-        }
-        while j < count { m = Swift.max(m, p[j]); j += 1 }
-        return m
-    }
 
     /// Softmax of one attention row in place, with a causal length: entries
     /// `0..<length` become `exp(scale·xⱼ − max)/Σ`, entries `length..<count` become 0
@@ -240,31 +147,18 @@ public enum VectorOps {
         let length = length ?? count
         precondition(length >= 1 && length <= count, "softmaxInPlace: length \(length) outside 1...\(count)")
         precondition(scale > 0, "softmaxInPlace: scale must be positive")
-        let w = FloatVector.scalarCount
-        // max(scale·x) = scale·max(x) because scale > 0.
-        let m = scale * rowMax(row, count: length)
-        let mV = FloatVector(repeating: m), sV = FloatVector(repeating: scale)
-        var acc = FloatVector()
-        var j = 0
-        while j + w <= length {
-            let e = vexp(FloatVector.load(row + j) * sV - mV)
-            e.store(row + j)
-            acc += e
-            j += w
-        }
-        if j < length {
-            // The tail's padding lanes are computed from 0 and cleared before summing.
-            var e = vexp(FloatVector.loadPartial(row + j, count: length - j, fill: 0) * sV - mV)
-            for l in (length - j)..<w { e[l] = 0 }
-            e.storePartial(row + j, count: length - j)
-            acc += e
-        }
-        let inv = 1 / acc.sum()
-        let invV = FloatVector(repeating: inv)
-        j = 0
-        while j + w <= length { (FloatVector.load(row + j) * invV).store(row + j); j += w }
-        while j < length { row[j] *= inv; j += 1 }
-        (row + length).update(repeating: 0, count: count - length)
+        eqk_softmax(row, count, length, scale)
+    }
+
+    /// `softmaxInPlace` without the division: entries `0..<length` become
+    /// `exp(scale·xⱼ − scale·max)`, the rest 0, and the sum (at least 1) is returned, for
+    /// callers that divide a later, smaller result by it instead (attention divides the
+    /// d-wide output row rather than the keys-wide score row).
+    public static func unnormalisedSoftmaxInPlace(_ row: UnsafeMutablePointer<Float>, count: Int, length: Int,
+                                                  scale: Float = 1) -> Float {
+        precondition(length >= 1 && length <= count, "unnormalisedSoftmaxInPlace: length \(length) outside 1...\(count)")
+        precondition(scale > 0, "unnormalisedSoftmaxInPlace: scale must be positive")
+        return eqk_softmax_unnormalised(row, count, length, scale)
     }
 
     /// Causal softmax of a block of attention scores, rows in parallel: row i (of `rows`,
@@ -275,9 +169,11 @@ public enum VectorOps {
                                          firstLength: Int = 1, scale: Float = 1, threads: Int = Parallel.defaultThreads) {
         let ld = ld ?? cols
         precondition(rows >= 0 && cols >= 1 && ld >= cols && firstLength >= 1, "softmaxCausalRows: bad shape")
+        precondition(scale > 0, "softmaxCausalRows: scale must be positive")
+        _ = elements(rows, ld, "softmaxCausalRows")
         forRows(rows, cols: cols, threads: threads) { range in
             for i in range {
-                softmaxInPlace(scores + i * ld, count: cols, length: Swift.min(cols, firstLength + i), scale: scale)
+                eqk_softmax(scores + i * ld, cols, Swift.min(cols, firstLength + i), scale)
             }
         }
     }
@@ -288,29 +184,7 @@ public enum VectorOps {
     /// double, so 50257 terms lose nothing noticeable.
     public static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Float {
         precondition(count >= 1, "logSumExp: empty row")
-        let w = FloatVector.scalarCount
-        let m = rowMax(row, count: count)
-        if m == .infinity || m == -.infinity { return m }
-        let mV = FloatVector(repeating: m)
-        // Several accumulators: each lane sums at most count/(4w) terms.
-        var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
-        var j = 0
-        while j + 4 * w <= count {
-            a0 += vexp(FloatVector.load(row + j) - mV)
-            a1 += vexp(FloatVector.load(row + j + w) - mV)
-            a2 += vexp(FloatVector.load(row + j + 2 * w) - mV)
-            a3 += vexp(FloatVector.load(row + j + 3 * w) - mV)
-            j += 4 * w
-        }
-        var total = 0.0
-        for l in 0..<w { total += Double(a0[l]) + Double(a1[l]) + Double(a2[l]) + Double(a3[l]) }
-        while j + w <= count {
-            let e = vexp(FloatVector.load(row + j) - mV)
-            for l in 0..<w { total += Double(e[l]) }
-            j += w
-        }
-        while j < count { total += Foundation.exp(Double(row[j] - m)); j += 1 }
-        return m + Float(Foundation.log(total))
+        return eqk_log_sum_exp(row, count)
     }
 
     /// `logSumExp` of each row of a rows×cols matrix (stride `ld`), rows in parallel, into
@@ -319,8 +193,9 @@ public enum VectorOps {
                                      out: UnsafeMutablePointer<Float>, threads: Int = Parallel.defaultThreads) {
         let ld = ld ?? cols
         precondition(rows >= 0 && cols >= 1 && ld >= cols, "logSumExpRows: bad shape")
+        _ = elements(rows, ld, "logSumExpRows")
         forRows(rows, cols: cols, threads: threads) { range in
-            for i in range { out[i] = logSumExp(x + i * ld, count: cols) }
+            for i in range { out[i] = eqk_log_sum_exp(x + i * ld, cols) }
         }
     }
 
@@ -338,51 +213,30 @@ public enum VectorOps {
                                         out: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
                                         rowSums: UnsafeMutablePointer<Int32>? = nil,
                                         threads: Int = Parallel.defaultThreads) {
-        precondition(rows >= 0 && cols >= 0, "quantizeRowsInt8: bad shape")
-        let w = FloatVector.scalarCount
+        if cols == 0 {
+            precondition(rows >= 0, "quantizeRowsInt8: bad shape")
+            scales.update(repeating: 0, count: rows)
+            rowSums?.update(repeating: 0, count: rows)
+            return
+        }
+        quantizeRowsInt8(x, rows: rows, cols: cols, out: out, scales: scales, groupSums: rowSums,
+                         groupSize: cols, threads: threads)
+    }
+
+    /// `quantizeRowsInt8` with the code sums per block of `groupSize` columns:
+    /// `groupSums[i·groups + g] = Σ out[i, g·groupSize ..< min(cols, (g+1)·groupSize)]`
+    /// with groups = ⌈cols / groupSize⌉, for weights whose zero points change along the input.
+    public static func quantizeRowsInt8(_ x: UnsafePointer<Float>, rows: Int, cols: Int,
+                                        out: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
+                                        groupSums: UnsafeMutablePointer<Int32>?, groupSize: Int,
+                                        threads: Int = Parallel.defaultThreads) {
+        precondition(rows >= 0 && cols >= 0 && groupSize >= 1, "quantizeRowsInt8: bad shape")
+        _ = elements(rows, cols, "quantizeRowsInt8")
+        let groups = (cols + groupSize - 1) / groupSize
         forRows(rows, cols: cols, threads: threads) { range in
-            for i in range {
-                let row = x + i * cols
-                let dst = out + i * cols
-                // max |x| by clearing sign bits, so it vectorises without NaN handling.
-                var maxV = FloatVector()
-                var j = 0
-                while j + w <= cols {
-                    let bits = unsafeBitCast(FloatVector.load(row + j), to: IntVector.self) & 0x7FFF_FFFF
-                    maxV = vmax(maxV, unsafeBitCast(bits, to: FloatVector.self))
-                    j += w
-                }
-                var maxAbs = maxV.max()
-                while j < cols { maxAbs = Swift.max(maxAbs, abs(row[j])); j += 1 }
-                let scale = maxAbs / 127
-                scales[i] = scale
-                if scale == 0 {
-                    dst.update(repeating: 0, count: cols)
-                    rowSums?[i] = 0
-                    continue
-                }
-                let scaleV = FloatVector(repeating: scale)
-                let lo = IntVector(repeating: -127), hi = IntVector(repeating: 127)
-                var sumV = IntVector()
-                j = 0
-                while j + w <= cols {
-                    var q = roundToInt(FloatVector.load(row + j) / scaleV)
-                    // max|x|/scale can round to just above 127; keep codes in range.
-                    q.replace(with: lo, where: q .< lo)
-                    q.replace(with: hi, where: q .> hi)
-                    sumV &+= q
-                    for l in 0..<w { dst[j + l] = Int8(truncatingIfNeeded: q[l]) }
-                    j += w
-                }
-                var sum = sumV.wrappedSum()
-                while j < cols {
-                    let q = Swift.min(127, Swift.max(-127, (row[j] / scale).rounded(.toNearestOrEven)))
-                    dst[j] = Int8(q)
-                    sum &+= Int32(q)
-                    j += 1
-                }
-                rowSums?[i] = sum
-            }
+            let i0 = range.lowerBound
+            eqk_quantize_rows_int8(x + i0 * cols, range.count, cols, out + i0 * cols, scales + i0,
+                                   groupSums.map { $0 + i0 * groups }, groupSize)
         }
     }
 }

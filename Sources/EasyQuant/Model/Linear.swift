@@ -1,3 +1,4 @@
+import CKernels
 /// How the matrix products of a forward pass are computed.
 public enum ComputeMode: String, Sendable, CaseIterable {
     /// Activations in f32; quantized weights are dequantized tile by tile inside the product.
@@ -51,6 +52,8 @@ public struct Linear: Sendable {
 
     /// Output channels per parallel tile when weights must be expanded or rescaled.
     static let tileWidth = 256
+    /// Rows per parallel piece of the int8 product (with 256 channels, 256 KiB of int32).
+    static let rowBlock = 256
 
     public init(weight: WeightMatrix, outputIsRows: Bool, bias: [Float]?, outliers: OutlierFeatures? = nil) {
         self.weight = weight; self.outputIsRows = outputIsRows; self.bias = bias
@@ -81,12 +84,30 @@ public struct Linear: Sendable {
         }
     }
 
-    /// Output channels [n0, n1) of every parallel piece: at most `width` wide, and at least
-    /// one piece per thread.
+    /// Computes the rows of `input`, an input several linears read: in int8 mode the
+    /// quantized activations `input` holds for this layer's block size are reused (q, k
+    /// and v, or gate and up, quantize the same rows once). The result is that of
+    /// `forward(input.x, …)`.
+    public func forward(_ input: SharedInput, into y: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        precondition(input.columns == inFeatures, "input of \(input.columns) columns for a layer of \(inFeatures) inputs")
+        guard case .quantized(let w) = weight, context.mode == .int8, outliers == nil || outliers!.count == 0 else {
+            return forward(input.x, rows: input.rows, into: y, context: context)
+        }
+        forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads), y, context)
+    }
+
+    /// Output channels [n0, n1) of every parallel piece: at most `width` wide (rounded up
+    /// to 16), as many pieces as fit a whole number of rounds on `threads` threads, and of
+    /// equal width so no thread waits for a lone narrow piece (576 channels on 2 threads:
+    /// 4 × 144, not 256 + 256 + 64).
     func tiles(width: Int, threads: Int) -> [Range<Int>] {
         let n = outFeatures
-        let perThread = (n + threads - 1) / max(1, threads)
-        let w = max(16, min(width, (perThread + 15) / 16 * 16))
+        if n == 0 { return [] }
+        let threads = max(1, threads)
+        let width = max(1, width)
+        let needed = n / width + (n % width == 0 ? 0 : 1)
+        let pieces = (max(needed, threads) + threads - 1) / threads * threads
+        let w = min(n, ((n + pieces - 1) / pieces + 15) / 16 * 16)
         return stride(from: 0, to: n, by: w).map { $0..<min(n, $0 + w) }
     }
 
@@ -147,46 +168,48 @@ public struct Linear: Sendable {
     }
 
     /// int8 mode: per tile of output channels and per block of inputs sharing a weight
-    /// scale, an exact int8 product, then y += sx·sw·(C − z·Σxq) (+ bias).
+    /// scale, an exact int8 product, then y += sx·sw·(C − z·Σxq) (+ bias). Rows go in
+    /// blocks of `rowBlock` so that a piece's int32 products stay in the core's cache
+    /// between the product and the rescale.
     func forwardInt8(_ w: QuantizedWeight, _ xq: QuantizedActivations, _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
         let n = outFeatures, k = inFeatures, m = xq.rows
+        precondition(xq.columns == k, "activations of \(xq.columns) columns for a layer of \(k) inputs")
         let kb = kBlock(w)
         let kBlocks = (k + kb - 1) / kb
+        precondition(w.zeroPoints == nil || (xq.sums != nil && xq.groups == kBlocks), "activation code sums do not fit the weight's blocks")
         let pieces = tiles(width: Self.tileWidth, threads: context.threads)
+        let rowBlocks = (m + Self.rowBlock - 1) / Self.rowBlock
         let yAddress = UnsafeMutableRawPointer(y)
-        Parallel.forEach(pieces.count, threads: context.threads) { t in
-            let n0 = pieces[t].lowerBound, n1 = pieces[t].upperBound, nb = n1 - n0
-            let acc = UnsafeMutablePointer<Int32>.allocate(capacity: m * nb)
+        Parallel.forEach(pieces.count * rowBlocks, threads: context.threads) { item in
+            let piece = pieces[item % pieces.count]
+            let n0 = piece.lowerBound, nb = piece.count
+            let m0 = (item / pieces.count) * Self.rowBlock, mb = min(m, m0 + Self.rowBlock) - m0
             let scale = UnsafeMutablePointer<Float>.allocate(capacity: nb)
             let zero = UnsafeMutablePointer<Float>.allocate(capacity: nb)
-            defer { acc.deallocate(); scale.deallocate(); zero.deallocate() }
-            let out = yAddress.assumingMemoryBound(to: Float.self)
+            defer { scale.deallocate(); zero.deallocate() }
+            let out = yAddress.assumingMemoryBound(to: Float.self) + m0 * n
+            ScratchBuffers.shared.withBuffer(of: Int32.self, count: mb * nb) { acc in
             w.codes.withUnsafeBufferPointer { codes in
                 for g in 0..<kBlocks {
                     let k0 = g * kb, kLen = min(k, k0 + kb) - k0
                     let b = outputIsRows ? codes.baseAddress! + n0 * k + k0 : codes.baseAddress! + k0 * n + n0
-                    context.backend.gemmS8S8S32(transA: false, transB: outputIsRows, m: m, n: nb, k: kLen,
-                                                      a: xq.codes + k0, lda: k, b: b, ldb: outputIsRows ? k : n,
-                                                      c: acc, ldc: nb)
+                    context.backend.gemmS8S8S32(transA: false, transB: outputIsRows, m: mb, n: nb, k: kLen,
+                                                a: xq.codes + m0 * k + k0, lda: k, b: b, ldb: outputIsRows ? k : n,
+                                                c: acc, ldc: nb)
                     for j in 0..<nb {
                         let s = blockIndex(w, output: n0 + j, input: k0)
                         scale[j] = w.scales[s]
                         zero[j] = w.zeroPoints?[s] ?? 0
                     }
-                    for i in 0..<m {
-                        let row = out + i * n + n0
-                        let cRow = acc + i * nb
-                        let sx = xq.scales[i]
-                        let sum = w.zeroPoints == nil ? 0 : Float(xq.sums![i * xq.groups + g])
-                        if g == 0 {
-                            for j in 0..<nb { row[j] = sx * scale[j] * (Float(cRow[j]) - zero[j] * sum) }
-                        } else {
-                            for j in 0..<nb { row[j] += sx * scale[j] * (Float(cRow[j]) - zero[j] * sum) }
-                        }
-                    }
+                    let sums = w.zeroPoints == nil ? nil : UnsafePointer(xq.sums! + m0 * xq.groups + g)
+                    eqk_rescale_int32(out + n0, n, acc, nb, mb, nb, xq.scales + m0, scale, sums == nil ? nil : UnsafePointer(zero),
+                                      sums, xq.groups, g == 0 ? 0 : 1)
                 }
             }
-            addBias(out, rows: m, columns: n0..<n1)
+            }
+            if let bias {
+                bias.withUnsafeBufferPointer { b in eqk_add_bias(out + n0, mb, nb, n, b.baseAddress! + n0) }
+            }
         }
     }
 
@@ -199,7 +222,7 @@ public struct Linear: Sendable {
 
 /// Activations quantized per token (row): x ≈ codes · scale, scale = max|row| / 127, with
 /// the code sums per block of `groupSize` inputs when zero points need them.
-public final class QuantizedActivations {
+public final class QuantizedActivations: @unchecked Sendable {
     public let rows: Int
     public let columns: Int
     public let codes: UnsafeMutablePointer<Int8>
@@ -213,22 +236,36 @@ public final class QuantizedActivations {
         scales = .allocate(capacity: max(1, rows))
         groups = (columns + groupSize - 1) / max(1, groupSize)
         sums = withSums ? .allocate(capacity: max(1, rows * groups)) : nil
-        VectorOps.quantizeRowsInt8(x, rows: rows, cols: columns, out: codes, scales: scales, threads: threads)
-        // Zero points need the sum of the codes over each block of inputs sharing a weight scale.
-        guard let sums else { return }
-        let (codes, groups) = (self.codes, self.groups)
-        Parallel.forRanges(rows, threads: threads, minimumChunk: 16) { range in
-            for i in range {
-                for g in 0..<groups {
-                    var total: Int32 = 0
-                    for j in (g * groupSize)..<min(columns, (g + 1) * groupSize) { total += Int32(codes[i * columns + j]) }
-                    sums[i * groups + g] = total
-                }
-            }
-        }
+        VectorOps.quantizeRowsInt8(x, rows: rows, cols: columns, out: codes, scales: scales, groupSums: sums,
+                                   groupSize: max(1, groupSize), threads: threads)
     }
 
     deinit {
         codes.deallocate(); scales.deallocate(); sums?.deallocate()
+    }
+}
+
+/// An input that several linears read (q, k and v read one normalised row; gate and up
+/// another). In int8 mode the first layer to read it quantizes it, and layers with the same
+/// block size and zero-point needs reuse that.
+public final class SharedInput {
+    public let x: UnsafePointer<Float>
+    public let rows: Int
+    public let columns: Int
+    private var quantized: [Int: QuantizedActivations] = [:]
+
+    /// `rows` × `columns` floats at `x`, which must stay valid and unchanged while this is used.
+    public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int) {
+        precondition(rows >= 0 && columns >= 0, "SharedInput: bad shape")
+        self.x = x; self.rows = rows; self.columns = columns
+    }
+
+    /// The activations quantized for blocks of `groupSize` inputs (code sums included when
+    /// asked for, or when an earlier caller asked for them), made on first use.
+    func quantized(groupSize: Int, withSums: Bool, threads: Int) -> QuantizedActivations {
+        if let q = quantized[groupSize], q.sums != nil || !withSums { return q }
+        let q = QuantizedActivations(x, rows: rows, columns: columns, groupSize: groupSize, withSums: withSums, threads: threads)
+        quantized[groupSize] = q
+        return q
     }
 }

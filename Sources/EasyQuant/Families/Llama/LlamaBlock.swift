@@ -25,9 +25,10 @@ struct LlamaBlock: DecoderBlock {
         profile.measure(.other) { norm1.apply(x, rows: t, columns: e, into: s.normed, threads: context.threads) }
         pass.see(layer, .attentionInput, s.normed, width: e)
         profile.measure(.blockProducts) {
-            query.forward(s.normed, rows: t, into: q, context: context)
-            key.forward(s.normed, rows: t, into: k, context: context)
-            value.forward(s.normed, rows: t, into: v, context: context)
+            let input = SharedInput(s.normed, rows: t, columns: e)
+            query.forward(input, into: q, context: context)
+            key.forward(input, into: k, context: context)
+            value.forward(input, into: v, context: context)
         }
         profile.measure(.attention) {
             pass.rotary?.rotate(q, rows: t, ld: e, heads: heads.heads)
@@ -55,8 +56,9 @@ struct LlamaBlock: DecoderBlock {
         pass.see(layer, .mlpInput, s.normed, width: e)
         let inner = up.outFeatures
         profile.measure(.blockProducts) {
-            gate.forward(s.normed, rows: t, into: s.gate, context: context)
-            up.forward(s.normed, rows: t, into: s.inner, context: context)
+            let input = SharedInput(s.normed, rows: t, columns: e)
+            gate.forward(input, into: s.gate, context: context)
+            up.forward(input, into: s.inner, context: context)
         }
         profile.measure(.other) { VectorOps.swiglu(gate: s.gate, up: s.inner, count: t * inner, out: s.inner, threads: context.threads) }
         pass.see(layer, .mlpHidden, s.inner, width: inner)

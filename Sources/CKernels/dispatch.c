@@ -1,0 +1,117 @@
+// The public kernels: each forwards to its copy for the widest instruction set this CPU
+// has, found once (cpuid through __builtin_cpu_supports) and kept in `level`. The
+// environment variable EASYQUANT_KERNELS=baseline|avx2|avx512 caps the choice, to test
+// or time the narrower copies on a wide machine (a set the CPU lacks is never chosen).
+#include "kernels_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { LEVEL_UNKNOWN = -1, LEVEL_BASELINE = 0, LEVEL_AVX2 = 1, LEVEL_AVX512 = 2 };
+
+static int level = LEVEL_UNKNOWN;
+
+static int detect_cpu(void) {
+#if EQK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+        return LEVEL_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return LEVEL_AVX2;
+#endif
+    return LEVEL_BASELINE;
+}
+
+static int detect(void) {
+    int l = detect_cpu();
+    const char *cap = getenv("EASYQUANT_KERNELS");
+    if (cap == NULL) return l;
+    if (strcmp(cap, "baseline") == 0) return LEVEL_BASELINE;
+    if (strcmp(cap, "avx2") == 0) return l < LEVEL_AVX2 ? l : LEVEL_AVX2;
+    return l;
+}
+
+// Racing first calls all store the same value, so a relaxed atomic is enough.
+static inline int current_level(void) {
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l == LEVEL_UNKNOWN) {
+        l = detect();
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+
+#if EQK_X86
+#define DISPATCH(name, args)                                    \
+    switch (current_level()) {                                  \
+    case LEVEL_AVX512: return name##_avx512 args;               \
+    case LEVEL_AVX2: return name##_avx2 args;                   \
+    default: return name##_baseline args;                       \
+    }
+#else
+#define DISPATCH(name, args) return name##_baseline args;
+#endif
+
+int eqk_use_isa(const char *name) {
+    int cpu = detect_cpu(), wanted;
+    if (strcmp(name, "auto") == 0) wanted = detect();
+    else if (strcmp(name, "baseline") == 0) wanted = LEVEL_BASELINE;
+    else if (strcmp(name, "avx2") == 0) wanted = LEVEL_AVX2;
+    else if (strcmp(name, "avx512") == 0) wanted = LEVEL_AVX512;
+    else return 0;
+    if (wanted > cpu) return 0;
+    __atomic_store_n(&level, wanted, __ATOMIC_RELAXED);
+    return 1;
+}
+
+const char *eqk_isa(void) {
+    switch (current_level()) {
+    case LEVEL_AVX512: return "avx512";
+    case LEVEL_AVX2: return "avx2";
+    default: return "baseline";
+    }
+}
+
+float eqk_softmax_unnormalised(float *row, size_t count, size_t length, float scale) {
+    DISPATCH(eqk_softmax_unnormalised, (row, count, length, scale))
+}
+float eqk_softmax_int32_unnormalised(void *scores, float rowScale, const float *colScale, size_t count, size_t length) {
+    DISPATCH(eqk_softmax_int32_unnormalised, (scores, rowScale, colScale, count, length))
+}
+void eqk_softmax(float *row, size_t count, size_t length, float scale) {
+    DISPATCH(eqk_softmax, (row, count, length, scale))
+}
+float eqk_log_sum_exp(const float *row, size_t count) { DISPATCH(eqk_log_sum_exp, (row, count)) }
+void eqk_quantize_rows_int8(const float *x, size_t rows, size_t cols, int8_t *out, float *scales, int32_t *sums,
+                            size_t group) {
+    DISPATCH(eqk_quantize_rows_int8, (x, rows, cols, out, scales, sums, group))
+}
+void eqk_swiglu(const float *gate, const float *up, size_t count, float *out) {
+    DISPATCH(eqk_swiglu, (gate, up, count, out))
+}
+void eqk_gelu(const float *x, size_t count, float *out) { DISPATCH(eqk_gelu, (x, count, out)) }
+void eqk_rms_norm(const float *x, size_t rows, size_t cols, const float *gamma, float eps, float *out) {
+    DISPATCH(eqk_rms_norm, (x, rows, cols, gamma, eps, out))
+}
+void eqk_layer_norm(const float *x, size_t rows, size_t cols, const float *gamma, const float *beta, float eps,
+                    float *out) {
+    DISPATCH(eqk_layer_norm, (x, rows, cols, gamma, beta, eps, out))
+}
+void eqk_add(const float *y, float *x, size_t count) { DISPATCH(eqk_add, (y, x, count)) }
+void eqk_add_bias(float *x, size_t rows, size_t cols, size_t ld, const float *bias) {
+    DISPATCH(eqk_add_bias, (x, rows, cols, ld, bias))
+}
+void eqk_rescale_int32(float *y, size_t ldy, const int32_t *acc, size_t ldacc, size_t rows, size_t cols,
+                       const float *rowScale, const float *colScale, const float *colZero, const int32_t *rowSum,
+                       size_t sumStride, int accumulate) {
+    DISPATCH(eqk_rescale_int32, (y, ldy, acc, ldacc, rows, cols, rowScale, colScale, colZero, rowSum, sumStride, accumulate))
+}
+void eqk_scale_rows(float *y, size_t ldy, const float *x, size_t ldx, size_t rows, size_t cols, const float *factor) {
+    DISPATCH(eqk_scale_rows, (y, ldy, x, ldx, rows, cols, factor))
+}
+void eqk_column_absmax(const float *x, size_t rows, size_t cols, size_t ld, float *max) {
+    DISPATCH(eqk_column_absmax, (x, rows, cols, ld, max))
+}
+void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y, size_t ldy) {
+    DISPATCH(eqk_scale_columns, (x, ldx, rows, cols, factor, y, ldy))
+}

@@ -1,0 +1,94 @@
+// Element-wise and row-wise float kernels of EasyQuant's forward pass.
+//
+// Each kernel is compiled several times, for AVX-512, for AVX2 with FMA and for the
+// baseline instruction set, and the copy for the running CPU is chosen at the first
+// call (x86-64 with clang; elsewhere there is one copy).
+// The binary therefore runs on any x86-64 CPU and still uses the widest vectors there are.
+//
+// Callers (Sources/EasyQuant/Kernels/VectorOps.swift) check every shape and pointer once
+// before calling; these functions trust their arguments. Inputs must be finite unless a
+// function says otherwise. Sizes are element counts.
+#ifndef EASYQUANT_CKERNELS_H
+#define EASYQUANT_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The instruction set the kernels run with on this CPU: "avx512", "avx2" or "baseline".
+const char *eqk_isa(void);
+
+/// Makes the kernels use the copy for `name` ("baseline", "avx2", "avx512", or "auto" for
+/// the default choice) from now on, for tests and timing; returns 0, changing nothing, for
+/// an unknown name or a set this CPU lacks. Not for use while kernels run on other threads.
+int eqk_use_isa(const char *name);
+
+/// Softmax of one row in place with a causal length: row[0..<length] becomes
+/// exp(scale·x − max)/Σ and row[length..<count] becomes 0. 1 ≤ length ≤ count, scale > 0.
+void eqk_softmax(float *row, size_t count, size_t length, float scale);
+
+/// Unnormalised causal softmax of one row in place: row[0..<length] becomes
+/// exp(scale·x − scale·max), row[length..<count] becomes 0; returns Σ of the kept
+/// entries (≥ 1), by which the caller divides later. 1 ≤ length ≤ count, scale > 0.
+float eqk_softmax_unnormalised(float *row, size_t count, size_t length, float scale);
+
+/// `eqk_softmax_unnormalised` of int32 scores rescaled in place: scores holds count int32
+/// products acc[j], which become floats exp(s[j] − max s) for j < length (0 after), with
+/// s[j] = acc[j]·rowScale·colScale[j]; returns Σ (≥ 1). 1 ≤ length ≤ count.
+float eqk_softmax_int32_unnormalised(void *scores, float rowScale, const float *colScale, size_t count, size_t length);
+
+/// log Σ exp(row[j]) over count ≥ 1 entries, as max + log Σ exp(x − max), the sum
+/// finished in double. ±∞ maxima are returned as they are.
+float eqk_log_sum_exp(const float *row, size_t count);
+
+/// Per-row symmetric int8 quantization of rows × cols floats: scales[i] = max|x[i,:]|/127,
+/// out[i,j] = round_half_even(x[i,j]/scales[i]) within −127...127 (0 for a zero row).
+/// When sums is not NULL, sums[i·groups + g] = Σ of the codes of columns
+/// g·group ..< min(cols, (g+1)·group), groups = ⌈cols/group⌉ (group ≥ 1).
+void eqk_quantize_rows_int8(const float *x, size_t rows, size_t cols, int8_t *out, float *scales,
+                            int32_t *sums, size_t group);
+
+/// out[i] = silu(gate[i])·up[i], silu(g) = g/(1 + e^−g). out may equal gate or up.
+void eqk_swiglu(const float *gate, const float *up, size_t count, float *out);
+
+/// GPT-2's tanh GELU as x/(1 + e^(−2u)), u = √(2/π)(x + 0.044715x³). out may equal x.
+void eqk_gelu(const float *x, size_t count, float *out);
+
+/// RMSNorm of rows × cols: out = x/√(mean x² + eps)·gamma. out may equal x.
+void eqk_rms_norm(const float *x, size_t rows, size_t cols, const float *gamma, float eps, float *out);
+
+/// LayerNorm of rows × cols with a two-part mean (hi + lo) so that large common offsets
+/// cancel exactly: out = (x − μ)/√(σ² + eps)·gamma + beta. out may equal x.
+void eqk_layer_norm(const float *x, size_t rows, size_t cols, const float *gamma, const float *beta,
+                    float eps, float *out);
+
+/// x[i] += y[i].
+void eqk_add(const float *y, float *x, size_t count);
+
+/// x[i·ld + j] += bias[j] for i < rows, j < cols.
+void eqk_add_bias(float *x, size_t rows, size_t cols, size_t ld, const float *bias);
+
+/// The int8 product's rescale for rows × cols outputs:
+/// y[i·ldy + j] (=, or += when accumulate) rowScale[i]·colScale[j]·(acc[i·ldacc + j] − colZero[j]·rowSum[i·sumStride]),
+/// the zero-point term only when colZero and rowSum are not NULL.
+void eqk_rescale_int32(float *y, size_t ldy, const int32_t *acc, size_t ldacc, size_t rows, size_t cols,
+                       const float *rowScale, const float *colScale, const float *colZero,
+                       const int32_t *rowSum, size_t sumStride, int accumulate);
+
+/// y[i·ldy + j] = x[i·ldx + j]·factor[i] for rows × cols.
+void eqk_scale_rows(float *y, size_t ldy, const float *x, size_t ldx, size_t rows, size_t cols, const float *factor);
+
+/// max[j] = max(max[j], |x[i·ld + j]|) over rows × cols: running column maxima.
+void eqk_column_absmax(const float *x, size_t rows, size_t cols, size_t ld, float *max);
+
+/// y[i·ldy + j] = x[i·ldx + j]·factor[j] for rows × cols.
+void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y, size_t ldy);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

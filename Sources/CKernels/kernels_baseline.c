@@ -1,0 +1,5 @@
+// The kernels for any CPU (4 floats per vector: SSE2 on x86-64, NEON on arm64).
+#include "kernels_internal.h"
+#define EQK_W 4
+#define EQK_NAME(f) f##_baseline
+#include "kernels_impl.h"

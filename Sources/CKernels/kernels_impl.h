@@ -1,0 +1,385 @@
+// The body of every kernel, written once over EQK_W-lane vectors (clang/GCC vector
+// extensions) and included by one file per instruction set (kernels_avx512.c,
+// kernels_avx2.c, kernels_baseline.c), which first sets EQK_W (the float lanes of one
+// register), EQK_NAME(f) (the name of f's copy for that set) and the target attribute of
+// every function in the file. Helpers are static, so each file has its own. Not a
+// public header.
+//
+// Everything stays in the float arithmetic the Swift versions used (the same exp
+// polynomial, division for quantization, half-to-even rounding by the 1.5·2^23 trick);
+// copies with FMA may fuse a multiply and an add, which only tightens results.
+#include "kernels_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define EQK_INLINE static inline __attribute__((always_inline))
+
+enum { W = EQK_W };
+typedef float vf __attribute__((vector_size(4 * EQK_W), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(4 * EQK_W), aligned(4)));
+typedef int8_t vb __attribute__((vector_size(EQK_W), aligned(1)));
+
+EQK_INLINE vf splat(float c) { return (vf){0} + c; }
+EQK_INLINE vi splati(int32_t c) { return (vi){0} + c; }
+EQK_INLINE vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+EQK_INLINE void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+EQK_INLINE vi loadi(const int32_t *p) { vi v; memcpy(&v, p, sizeof v); return v; }
+/// mask ? a : b, lane by lane (mask lanes are all ones or all zeros).
+EQK_INLINE vf select(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+EQK_INLINE vi selecti(vi mask, vi a, vi b) { return (mask & a) | (~mask & b); }
+EQK_INLINE vf vmax(vf a, vf b) { return select(a < b, b, a); }
+EQK_INLINE vf vabs(vf a) { return (vf)((vi)a & splati(0x7FFFFFFF)); }
+
+EQK_INLINE float hsum(vf v) {
+    float s = 0;
+    for (int l = 0; l < W; l++) s += v[l];
+    return s;
+}
+EQK_INLINE double hsum_double(vf v) {
+    double s = 0;
+    for (int l = 0; l < W; l++) s += (double)v[l];
+    return s;
+}
+EQK_INLINE float hmax(vf v) {
+    float m = v[0];
+    for (int l = 1; l < W; l++) m = v[l] > m ? v[l] : m;
+    return m;
+}
+
+/// Loads p[0..<n] (n < W) with `fill` in the other lanes.
+EQK_INLINE vf load_partial(const float *p, size_t n, float fill) {
+    float buf[W];
+    for (int l = 0; l < W; l++) buf[l] = fill;
+    memcpy(buf, p, n * sizeof(float));
+    return load(buf);
+}
+EQK_INLINE void store_partial(float *p, size_t n, vf v) {
+    float buf[W];
+    store(buf, v);
+    memcpy(p, buf, n * sizeof(float));
+}
+
+// 1.5·2^23: adding it to a float of magnitude below 2^22 rounds to the nearest integer
+// (ties to even) and leaves that integer in the low mantissa bits.
+#define ROUNDING_MAGIC 12582912.0f
+#define ROUNDING_BITS 0x4B400000
+
+/// e^x per lane. Below −87 the result is e^−87 (keeps clear of denormals; harmless next
+/// to the 1 that softmax always has); above 88.72 it is +∞.
+EQK_INLINE vf vexp(vf x) {
+    const float log2e = 1.4426950408889634f;
+    // ln 2 in two parts: n·ln2Hi is exact for |n| ≤ 2^9.
+    const float ln2hi = 0.693359375f, ln2lo = -2.1219444005469058e-4f;
+    vf xc = select(x < splat(-87.0f), splat(-87.0f), x);
+    xc = select(xc > splat(88.37f), splat(88.37f), xc);
+    vf t = xc * log2e + ROUNDING_MAGIC;
+    vf nf = t - ROUNDING_MAGIC;
+    vi n = (vi)t - ROUNDING_BITS;
+    vf r = xc - nf * ln2hi;
+    r = r - nf * ln2lo;
+    // e^r, |r| ≤ ln2/2: Taylor to r^7 (truncation below 6e-9 relative).
+    vf p = splat(1.0f / 5040);
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * (r * r) + r + 1.0f;
+    vf scale = (vf)((n + 127) << 23);
+    return select(x > splat(88.72f), splat(INFINITY), p * scale);
+}
+
+EQK_INLINE float row_max(const float *p, size_t n) {
+    size_t j = 0;
+    float m = -INFINITY;
+    if (n >= W) {
+        vf a = load(p), b = a;
+        j = W;
+        for (; j + 2 * W <= n; j += 2 * W) { a = vmax(a, load(p + j)); b = vmax(b, load(p + j + W)); }
+        for (; j + W <= n; j += W) a = vmax(a, load(p + j));
+        m = hmax(vmax(a, b));
+    }
+    for (; j < n; j++) m = p[j] > m ? p[j] : m;
+    return m;
+}
+
+/// Writes exp(scale·x − m) over row[0..<length] and returns its sum.
+EQK_INLINE float exp_shifted(float *row, size_t length, float scale, float m) {
+    vf mv = splat(m), sv = splat(scale);
+    vf a0 = {0}, a1 = {0};
+    size_t j = 0;
+    for (; j + 2 * W <= length; j += 2 * W) {
+        vf e0 = vexp(load(row + j) * sv - mv), e1 = vexp(load(row + j + W) * sv - mv);
+        store(row + j, e0); store(row + j + W, e1);
+        a0 += e0; a1 += e1;
+    }
+    for (; j + W <= length; j += W) {
+        vf e = vexp(load(row + j) * sv - mv);
+        store(row + j, e);
+        a0 += e;
+    }
+    if (j < length) {
+        size_t n = length - j;
+        // Padding lanes are cleared before they reach the sum.
+        vf e = vexp(load_partial(row + j, n, 0) * sv - mv);
+        float buf[W];
+        store(buf, e);
+        for (size_t l = n; l < W; l++) buf[l] = 0;
+        memcpy(row + j, buf, n * sizeof(float));
+        a1 += load(buf);
+    }
+    return hsum(a0 + a1);
+}
+
+float EQK_NAME(eqk_softmax_unnormalised)(float *row, size_t count, size_t length, float scale) {
+    // max(scale·x) = scale·max(x) because scale > 0.
+    float m = scale * row_max(row, length);
+    float sum = exp_shifted(row, length, scale, m);
+    memset(row + length, 0, (count - length) * sizeof(float));
+    return sum;
+}
+
+float EQK_NAME(eqk_softmax_int32_unnormalised)(void *scores, float rowScale, const float *colScale, size_t count,
+                                                size_t length) {
+    // In place: the int32 products become floats lane by lane (each lane is read before
+    // it is written), moved through vector registers only, so no typed alias is made.
+    const int32_t *acc = (const int32_t *)scores;
+    float *row = (float *)scores;
+    vf rs = splat(rowScale), mx = splat(-INFINITY);
+    size_t j = 0;
+    for (; j + W <= length; j += W) {
+        vf s = __builtin_convertvector(loadi(acc + j), vf) * rs * load(colScale + j);
+        store(row + j, s);
+        mx = vmax(mx, s);
+    }
+    float m = hmax(mx);
+    for (; j < length; j++) {
+        int32_t a;
+        memcpy(&a, acc + j, sizeof a);
+        float s = (float)a * rowScale * colScale[j];
+        memcpy(row + j, &s, sizeof s);
+        m = s > m ? s : m;
+    }
+    float sum = exp_shifted(row, length, 1.0f, m);
+    memset(row + length, 0, (count - length) * sizeof(float));
+    return sum;
+}
+
+void EQK_NAME(eqk_softmax)(float *row, size_t count, size_t length, float scale) {
+    float m = scale * row_max(row, length);
+    float inv = 1.0f / exp_shifted(row, length, scale, m);
+    vf iv = splat(inv);
+    size_t j = 0;
+    for (; j + W <= length; j += W) store(row + j, load(row + j) * iv);
+    for (; j < length; j++) row[j] *= inv;
+    memset(row + length, 0, (count - length) * sizeof(float));
+}
+
+float EQK_NAME(eqk_log_sum_exp)(const float *row, size_t count) {
+    float m = row_max(row, count);
+    if (isinf(m)) return m;
+    vf mv = splat(m);
+    // Four accumulators: each lane sums at most count/64 terms in float.
+    vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    size_t j = 0;
+    for (; j + 4 * W <= count; j += 4 * W) {
+        a0 += vexp(load(row + j) - mv);
+        a1 += vexp(load(row + j + W) - mv);
+        a2 += vexp(load(row + j + 2 * W) - mv);
+        a3 += vexp(load(row + j + 3 * W) - mv);
+    }
+    double total = hsum_double(a0) + hsum_double(a1) + hsum_double(a2) + hsum_double(a3);
+    for (; j + W <= count; j += W) total += hsum_double(vexp(load(row + j) - mv));
+    for (; j < count; j++) total += exp((double)(row[j] - m));
+    return m + (float)log(total);
+}
+
+void EQK_NAME(eqk_quantize_rows_int8)(const float *x, size_t rows, size_t cols, int8_t *out, float *scales,
+                            int32_t *sums, size_t group) {
+    size_t groups = (cols + group - 1) / group;
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = x + i * cols;
+        int8_t *dst = out + i * cols;
+        vf mx = {0};
+        size_t j = 0;
+        for (; j + W <= cols; j += W) mx = vmax(mx, vabs(load(row + j)));
+        float maxAbs = hmax(mx);
+        for (; j < cols; j++) { float a = fabsf(row[j]); maxAbs = a > maxAbs ? a : maxAbs; }
+        float scale = maxAbs / 127.0f;
+        scales[i] = scale;
+        if (scale == 0) {
+            memset(dst, 0, cols);
+            if (sums) memset(sums + i * groups, 0, groups * sizeof(int32_t));
+            continue;
+        }
+        vf sv = splat(scale);
+        vi lo = splati(-127), hi = splati(127);
+        j = 0;
+        for (; j + W <= cols; j += W) {
+            // Division, not a reciprocal product: the codes are round(x / scale) exactly.
+            vi q = (vi)(load(row + j) / sv + ROUNDING_MAGIC) - ROUNDING_BITS;
+            // max|x|/scale can round to just above 127.
+            q = selecti(q < lo, lo, q);
+            q = selecti(q > hi, hi, q);
+            vb b = __builtin_convertvector(q, vb);
+            memcpy(dst + j, &b, sizeof b);
+        }
+        for (; j < cols; j++) {
+            int32_t q = (int32_t)((row[j] / scale + ROUNDING_MAGIC) - ROUNDING_MAGIC);
+            dst[j] = (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+        }
+        if (!sums) continue;
+        for (size_t g = 0; g < groups; g++) {
+            size_t a = g * group, b = a + group < cols ? a + group : cols;
+            int32_t total = 0;
+            for (size_t k = a; k < b; k++) total += dst[k];
+            sums[i * groups + g] = total;
+        }
+    }
+}
+
+void EQK_NAME(eqk_swiglu)(const float *gate, const float *up, size_t count, float *out) {
+    size_t j = 0;
+    for (; j + W <= count; j += W) {
+        vf g = load(gate + j);
+        store(out + j, g / (1.0f + vexp(-g)) * load(up + j));
+    }
+    if (j < count) {
+        size_t n = count - j;
+        vf g = load_partial(gate + j, n, 0);
+        store_partial(out + j, n, g / (1.0f + vexp(-g)) * load_partial(up + j, n, 0));
+    }
+}
+
+EQK_INLINE vf gelu_vector(vf x) {
+    const float c = 0.7978845608028654f; // √(2/π)
+    vf u = c * (x + 0.044715f * (x * x * x));
+    return x / (1.0f + vexp(-2.0f * u));
+}
+
+void EQK_NAME(eqk_gelu)(const float *x, size_t count, float *out) {
+    size_t j = 0;
+    for (; j + W <= count; j += W) store(out + j, gelu_vector(load(x + j)));
+    if (j < count) store_partial(out + j, count - j, gelu_vector(load_partial(x + j, count - j, 0)));
+}
+
+void EQK_NAME(eqk_rms_norm)(const float *x, size_t rows, size_t cols, const float *gamma, float eps, float *out) {
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = x + i * cols;
+        float *dst = out + i * cols;
+        vf acc = {0};
+        size_t j = 0;
+        for (; j + W <= cols; j += W) { vf v = load(row + j); acc += v * v; }
+        double sum = hsum_double(acc);
+        for (; j < cols; j++) sum += (double)(row[j] * row[j]);
+        float rstd = 1.0f / sqrtf((float)(sum / (double)cols) + eps);
+        vf rv = splat(rstd);
+        j = 0;
+        for (; j + W <= cols; j += W) store(dst + j, load(row + j) * rv * load(gamma + j));
+        for (; j < cols; j++) dst[j] = row[j] * rstd * gamma[j];
+    }
+}
+
+void EQK_NAME(eqk_layer_norm)(const float *x, size_t rows, size_t cols, const float *gamma, const float *beta,
+                    float eps, float *out) {
+    float n = (float)cols;
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = x + i * cols;
+        float *dst = out + i * cols;
+        vf acc = {0};
+        size_t j = 0;
+        for (; j + W <= cols; j += W) acc += load(row + j);
+        float sum = hsum(acc);
+        for (; j < cols; j++) sum += row[j];
+        // The mean as hi + lo: lo = mean(x − hi) from a second pass, which also sums
+        // (x − hi)² (nearly exact once hi is close), so large offsets cancel.
+        float hi = sum / n;
+        vf hv = splat(hi), dacc = {0}, sqacc = {0};
+        j = 0;
+        for (; j + W <= cols; j += W) { vf d = load(row + j) - hv; dacc += d; sqacc += d * d; }
+        float dsum = hsum(dacc), sq = hsum(sqacc);
+        for (; j < cols; j++) { float d = row[j] - hi; dsum += d; sq += d * d; }
+        float lo = dsum / n;
+        float variance = sq / n - lo * lo;
+        if (!(variance > 0)) variance = 0;
+        float rstd = 1.0f / sqrtf(variance + eps);
+        vf lv = splat(lo), rv = splat(rstd);
+        j = 0;
+        for (; j + W <= cols; j += W)
+            store(dst + j, ((load(row + j) - hv) - lv) * rv * load(gamma + j) + load(beta + j));
+        for (; j < cols; j++) dst[j] = ((row[j] - hi) - lo) * rstd * gamma[j] + beta[j];
+    }
+}
+
+void EQK_NAME(eqk_add)(const float *y, float *x, size_t count) {
+    size_t j = 0;
+    for (; j + W <= count; j += W) store(x + j, load(x + j) + load(y + j));
+    for (; j < count; j++) x[j] += y[j];
+}
+
+void EQK_NAME(eqk_add_bias)(float *x, size_t rows, size_t cols, size_t ld, const float *bias) {
+    for (size_t i = 0; i < rows; i++) {
+        float *row = x + i * ld;
+        size_t j = 0;
+        for (; j + W <= cols; j += W) store(row + j, load(row + j) + load(bias + j));
+        for (; j < cols; j++) row[j] += bias[j];
+    }
+}
+
+void EQK_NAME(eqk_rescale_int32)(float *y, size_t ldy, const int32_t *acc, size_t ldacc, size_t rows, size_t cols,
+                       const float *rowScale, const float *colScale, const float *colZero,
+                       const int32_t *rowSum, size_t sumStride, int accumulate) {
+    int zeroPoints = colZero != NULL && rowSum != NULL;
+    for (size_t i = 0; i < rows; i++) {
+        float *dst = y + i * ldy;
+        const int32_t *c = acc + i * ldacc;
+        float sx = rowScale[i];
+        float sum = zeroPoints ? (float)rowSum[i * sumStride] : 0.0f;
+        vf sxv = splat(sx), sumv = splat(sum);
+        size_t j = 0;
+        for (; j + W <= cols; j += W) {
+            vf v = __builtin_convertvector(loadi(c + j), vf);
+            if (zeroPoints) v = v - load(colZero + j) * sumv;
+            v = sxv * load(colScale + j) * v;
+            store(dst + j, accumulate ? load(dst + j) + v : v);
+        }
+        for (; j < cols; j++) {
+            float v = (float)c[j];
+            if (zeroPoints) v = v - colZero[j] * sum;
+            v = sx * colScale[j] * v;
+            dst[j] = accumulate ? dst[j] + v : v;
+        }
+    }
+}
+
+void EQK_NAME(eqk_scale_rows)(float *y, size_t ldy, const float *x, size_t ldx, size_t rows, size_t cols, const float *factor) {
+    for (size_t i = 0; i < rows; i++) {
+        float *dst = y + i * ldy;
+        const float *src = x + i * ldx;
+        vf f = splat(factor[i]);
+        size_t j = 0;
+        for (; j + W <= cols; j += W) store(dst + j, load(src + j) * f);
+        for (; j < cols; j++) dst[j] = src[j] * factor[i];
+    }
+}
+
+void EQK_NAME(eqk_column_absmax)(const float *x, size_t rows, size_t cols, size_t ld, float *max) {
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = x + i * ld;
+        size_t j = 0;
+        for (; j + W <= cols; j += W) store(max + j, vmax(load(max + j), vabs(load(row + j))));
+        for (; j < cols; j++) { float a = fabsf(row[j]); max[j] = a > max[j] ? a : max[j]; }
+    }
+}
+
+void EQK_NAME(eqk_scale_columns)(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y,
+                                 size_t ldy) {
+    for (size_t i = 0; i < rows; i++) {
+        const float *src = x + i * ldx;
+        float *dst = y + i * ldy;
+        size_t j = 0;
+        for (; j + W <= cols; j += W) store(dst + j, load(src + j) * load(factor + j));
+        for (; j < cols; j++) dst[j] = src[j] * factor[j];
+    }
+}

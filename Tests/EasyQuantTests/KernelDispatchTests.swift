@@ -1,0 +1,163 @@
+import EasyQuant
+import Foundation
+import XCTest
+
+/// Every compiled copy of the C kernels (baseline, AVX2+FMA, AVX-512, as far as this CPU
+/// has them) against double-precision or exact scalar definitions written here, and the
+/// int8 quantization's codes bit for bit the same across copies.
+final class KernelDispatchTests: XCTestCase {
+    static let sets = ["baseline", "avx2", "avx512"]
+
+    override func tearDown() {
+        VectorOps.useInstructionSet("auto")
+        super.tearDown()
+    }
+
+    /// Runs `body` once per instruction set this CPU can run, with the kernels switched to it.
+    func forEachSet(_ body: (String) throws -> Void) rethrows {
+        var ran = 0
+        for set in Self.sets where VectorOps.useInstructionSet(set) {
+            XCTAssertEqual(VectorOps.instructionSet, set)
+            try body(set)
+            ran += 1
+        }
+        XCTAssertGreaterThanOrEqual(ran, 1, "the baseline copy always runs")
+        VectorOps.useInstructionSet("auto")
+    }
+
+    func testUnknownOrMissingSetIsRefused() {
+        let before = VectorOps.instructionSet
+        XCTAssertFalse(VectorOps.useInstructionSet("sse9"))
+        XCTAssertEqual(VectorOps.instructionSet, before)
+        XCTAssertTrue(VectorOps.useInstructionSet("baseline"))
+        XCTAssertEqual(VectorOps.instructionSet, "baseline")
+        XCTAssertTrue(VectorOps.useInstructionSet("auto"))
+        XCTAssertEqual(VectorOps.instructionSet, before)
+    }
+
+    func testQuantizationIsExactOnEverySet() {
+        var rng = SeededGenerator(seed: 21)
+        let rows = 19, cols = 771 // vector bodies plus tails of every width
+        var x = (0..<(rows * cols)).map { _ in Float.random(in: -4...4, using: &rng) }
+        for j in 0..<cols { x[3 * cols + j] = 0 }
+        // Exact halves of the step: round half to even decides them.
+        for j in 0..<cols { x[5 * cols + j] = Float(j % 255 - 127) / 2 }
+        x[5 * cols + 1] = 127 // max 127: scale 1, so every half-integer is a tie
+        var results: [[Int8]] = []
+        for groupSize in [cols, 64, 50] {
+            let groups = (cols + groupSize - 1) / groupSize
+            forEachSet { set in
+                var codes = [Int8](repeating: 99, count: x.count), scales = [Float](repeating: .nan, count: rows)
+                var sums = [Int32](repeating: 99, count: rows * groups)
+                VectorOps.quantizeRowsInt8(x, rows: rows, cols: cols, out: &codes, scales: &scales, groupSums: &sums,
+                                           groupSize: groupSize, threads: 2)
+                for i in 0..<rows {
+                    let scale = x[(i * cols)..<((i + 1) * cols)].map { abs($0) }.max()! / 127
+                    XCTAssertEqual(scales[i], scale, "\(set) row \(i)")
+                    for g in 0..<groups {
+                        var sum: Int32 = 0
+                        for j in (g * groupSize)..<min(cols, (g + 1) * groupSize) {
+                            let q = scale == 0 ? 0 : Int8(min(127, max(-127, (x[i * cols + j] / scale).rounded(.toNearestOrEven))))
+                            XCTAssertEqual(codes[i * cols + j], q, "\(set) row \(i) column \(j)")
+                            if codes[i * cols + j] != q { return }
+                            sum += Int32(q)
+                        }
+                        XCTAssertEqual(sums[i * groups + g], sum, "\(set) row \(i) group \(g)")
+                    }
+                }
+                results.append(codes)
+            }
+        }
+        XCTAssertTrue(results.allSatisfy { $0 == results[0] }, "every set gives the same codes")
+    }
+
+    func testSoftmaxAndLogSumExpOnEverySet() {
+        var rng = SeededGenerator(seed: 22)
+        let count = 1029
+        let x = (0..<count).map { _ in Float.random(in: -20...20, using: &rng) }
+        forEachSet { set in
+            for length in [1, 3, 16, 17, 40, 1000, count] {
+                let scale: Float = 0.125
+                let m = x[0..<length].map { Double($0) * Double(scale) }.max()!
+                let e = x[0..<length].map { exp(Double($0) * Double(scale) - m) }
+                let s = e.reduce(0, +)
+                var row = x
+                VectorOps.softmaxInPlace(&row, count: count, length: length, scale: scale)
+                var unnormalised = x
+                let sum = VectorOps.unnormalisedSoftmaxInPlace(&unnormalised, count: count, length: length, scale: scale)
+                XCTAssertEqual(Double(sum), s, accuracy: 1e-5 * s, "\(set) length \(length)")
+                for j in 0..<length {
+                    XCTAssertEqual(Double(row[j]), e[j] / s, accuracy: 1e-6 + 1e-5 * e[j] / s, "\(set) length \(length) j \(j)")
+                    XCTAssertEqual(Double(unnormalised[j]), e[j], accuracy: 1e-6 + 1e-5 * e[j], "\(set) length \(length) j \(j)")
+                }
+                XCTAssertTrue(row[length...].allSatisfy { $0 == 0 } && unnormalised[length...].allSatisfy { $0 == 0 }, "\(set): masked entries are 0")
+            }
+            let logits = (0..<50257).map { _ in Float.random(in: -20...20, using: &rng) }
+            let m = Double(logits.max()!)
+            let ref = m + log(logits.reduce(0.0) { $0 + exp(Double($1) - m) })
+            XCTAssertEqual(Double(VectorOps.logSumExp(logits, count: logits.count)), ref, accuracy: 1e-5 * abs(ref), set)
+            for n in [1, 7, 31, 65] {
+                let part = Array(logits.prefix(n))
+                let pm = Double(part.max()!)
+                let pref = pm + log(part.reduce(0.0) { $0 + exp(Double($1) - pm) })
+                XCTAssertEqual(Double(VectorOps.logSumExp(part, count: n)), pref, accuracy: 1e-6 * max(1, abs(pref)), "\(set) n \(n)")
+            }
+        }
+    }
+
+    func testActivationsOnEverySet() {
+        var rng = SeededGenerator(seed: 23)
+        let n = 4096 * 2 + 13
+        let g = (0..<n).map { _ in Float.random(in: -30...30, using: &rng) }
+        let u = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
+        forEachSet { set in
+            var out = [Float](repeating: .nan, count: n)
+            VectorOps.swiglu(gate: g, up: u, count: n, out: &out)
+            for i in 0..<n {
+                let ref = Double(g[i]) / (1 + exp(-Double(g[i]))) * Double(u[i])
+                XCTAssertEqual(Double(out[i]), ref, accuracy: 1e-6 * max(1e-3, abs(ref)), "\(set) swiglu \(g[i])")
+                if abs(Double(out[i]) - ref) > 1e-6 * max(1e-3, abs(ref)) { return }
+            }
+            VectorOps.gelu(g, count: n, out: &out)
+            for i in 0..<n where g[i] >= -3 {
+                let v = Double(g[i]), w = (2 / Double.pi).squareRoot() * (v + 0.044715 * v * v * v)
+                let ref = 0.5 * v * (1 + tanh(w))
+                XCTAssertEqual(Double(out[i]), ref, accuracy: 1e-6 * max(1e-3, abs(ref)), "\(set) gelu \(g[i])")
+                if abs(Double(out[i]) - ref) > 1e-6 * max(1e-3, abs(ref)) { return }
+            }
+        }
+    }
+
+    func testNormsAndSumsOnEverySet() {
+        var rng = SeededGenerator(seed: 24)
+        let rows = 6, cols = 577
+        var x = (0..<(rows * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
+        for j in 0..<cols { x[cols + j] += 1000 } // a large common offset (LayerNorm's hi + lo)
+        x[2 * cols + 5] = 3000 // an outlier channel
+        let gamma = (0..<cols).map { _ in Float.random(in: 0.5...2, using: &rng) }
+        let beta = (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        forEachSet { set in
+            var rms = [Float](repeating: .nan, count: x.count), ln = rms
+            VectorOps.rmsNorm(x, rows: rows, cols: cols, gamma: gamma, eps: 1e-5, out: &rms)
+            VectorOps.layerNorm(x, rows: rows, cols: cols, gamma: gamma, beta: beta, eps: 1e-5, out: &ln)
+            for i in 0..<rows {
+                let r = x[(i * cols)..<((i + 1) * cols)].map(Double.init)
+                let rstd = 1 / (r.map { $0 * $0 }.reduce(0, +) / Double(cols) + 1e-5).squareRoot()
+                let mean = r.reduce(0, +) / Double(cols)
+                let lstd = 1 / (r.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(cols) + 1e-5).squareRoot()
+                for j in 0..<cols {
+                    let refRMS = r[j] * rstd * Double(gamma[j])
+                    XCTAssertEqual(Double(rms[i * cols + j]), refRMS, accuracy: 1e-5 * max(1, abs(refRMS)), "\(set) rms row \(i) col \(j)")
+                    let refLN = (r[j] - mean) * lstd * Double(gamma[j]) + Double(beta[j])
+                    XCTAssertEqual(Double(ln[i * cols + j]), refLN, accuracy: 1e-5 * max(1, abs(refLN)), "\(set) layer norm row \(i) col \(j)")
+                }
+            }
+            var a = x
+            VectorOps.add(gamma + gamma + gamma + gamma + gamma + gamma, into: &a, count: rows * cols)
+            XCTAssertEqual(a, (0..<(rows * cols)).map { x[$0] + gamma[$0 % cols] }, set)
+            var b = x
+            VectorOps.addBias(&b, rows: rows, cols: cols - 1, ld: cols, bias: gamma)
+            XCTAssertEqual(b, (0..<(rows * cols)).map { $0 % cols == cols - 1 ? x[$0] : x[$0] + gamma[$0 % cols] }, set)
+        }
+    }
+}
