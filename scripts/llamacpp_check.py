@@ -50,6 +50,25 @@ def windows(n, ctx):
     return out
 
 
+def perplexity(llm, ids, ctx, first=None):
+    """llama.cpp's perplexity of `ids` on eqppl's windows; with `first` (eqppl's first-window
+    logits), also the largest |logit difference| on that window."""
+    total, scored_total, shift = 0.0, 0, None
+    for b, e, scored in windows(len(ids), ctx):
+        llm.reset()
+        llm.eval(ids[b:e])
+        logits = np.array(llm.scores[: e - b], dtype=np.float64)
+        if first is not None and shift is None:
+            shift = float(np.abs(logits[: first.shape[0]] - first).max())
+        m = logits.max(axis=1, keepdims=True)
+        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+        targets = np.array(ids[b + 1:e])
+        nll = -logp[np.arange(e - b - 1), targets]
+        total += nll[-scored:].sum()
+        scored_total += scored
+    return math.exp(total / scored_total), scored_total, shift
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("eqm")
@@ -108,20 +127,7 @@ def main():
         llm.eval([nxt])
 
     # 3. Perplexity on the same windows and ids; the first window's logits against eqppl's.
-    total, scored_total, shift = 0.0, 0, None
-    for b, e, scored in windows(len(ids), a.ctx):
-        llm.reset()
-        llm.eval(ids[b:e])
-        logits = np.array(llm.scores[: e - b], dtype=np.float64)
-        if shift is None:
-            shift = float(np.abs(logits[: first.shape[0]] - first).max())
-        m = logits.max(axis=1, keepdims=True)
-        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
-        targets = np.array(ids[b + 1:e])
-        nll = -logp[np.arange(e - b - 1), targets]
-        total += nll[-scored:].sum()
-        scored_total += scored
-    ppl = math.exp(total / scored_total)
+    ppl, scored_total, shift = perplexity(llm, ids, a.ctx, first)
     ours_ppl = ours["ppl"]
     change = 100 * (ppl / ours_ppl - 1)
     within = abs(change) <= a.tolerance

@@ -108,7 +108,12 @@ struct EQConvert: ParsableCommand {
     /// The method that stores a GGUF file's own codes.
     static let keepCodes = "keep-codes"
 
-    var writesGGUF: Bool { output.lowercased().hasSuffix(".gguf") }
+    /// Whether OUTPUT names a GGUF file (a trailing "/" still says GGUF, to refuse it as a folder).
+    var writesGGUF: Bool {
+        var name = output.lowercased()
+        while name.hasSuffix("/") { name.removeLast() }
+        return name.hasSuffix(".gguf")
+    }
 
     func validate() throws {
         if let granularity { _ = try parseGranularity(granularity) }
@@ -143,7 +148,7 @@ struct EQConvert: ParsableCommand {
             inputs.append(calib)
         }
         if writesGGUF, ToolPaths.isFolderOutput(output) {
-            throw ValidationError("\(output) is a folder; a GGUF export is one file, so give a file name (e.g. \(output)/model.gguf)")
+            throw ValidationError("\(output) is a folder; a GGUF export is one file, so give a file name such as model.gguf")
         }
         if method == Self.keepCodes, !GGUFFile.isGGUF(path: input) {
             throw ValidationError("--method keep-codes keeps the codes of a GGUF file; \(input) is not one")
