@@ -135,19 +135,45 @@ final class GGUFExportTests: XCTestCase {
 
     // MARK: The model the GGUF file computes
 
+    /// `eqm` with every step rounded to f16, as the exact GGUF mappings store it (tokenizer left out).
+    static func withF16Steps(_ eqm: EQMFile) throws -> EQMFile {
+        let sink = MemorySink()
+        let writer = try EQMWriter(sink: sink)
+        for record in eqm.tensors {
+            if record.quantization != nil {
+                var q = try eqm.quantizedTensor(record)
+                q.scales = q.scales.map { Float(Float16($0)) }
+                _ = try writer.append(PendingTensor(name: record.name, quantized: q, sourceDType: .f32, level: 1))
+            } else {
+                _ = try writer.append(PendingTensor(name: record.name, floats: eqm.floats(record), shape: record.shape, sourceDType: .f32, level: 1))
+            }
+        }
+        let metadata = JSONValue.makeObject((eqm.metadata.objectMembers ?? []).filter { $0.key == "model" || $0.key == "quantization" })
+        _ = try writer.finish(metadata: metadata)
+        return try EQMFile(file: MappedFile(bytes: sink.bytes, name: "f16-steps.eqm"))
+    }
+
     func testGGUFModelsComputeWhatTheEQMComputes() throws {
         let tokens: [Int32] = (0..<48).map { Int32(($0 * 37 + 5) % 2000) }
-        for (model, method, bits, granularity, bound) in [
-            (Self.gpt2, "absmax", 8, Granularity.channel, 2e-3), (Self.gpt2, "simquant", 4, .group(32), 2e-3),
-            (Self.llama, "absmax", 4, .group(32), 2e-3), (Self.llama, "symquant", 8, .channel, 2e-3),
+        for (model, method, bits, granularity) in [
+            (Self.gpt2, "absmax", 8, Granularity.channel), (Self.gpt2, "absmax", 4, .group(32)),
+            (Self.llama, "absmax", 4, .group(32)), (Self.llama, "symquant", 8, .channel),
         ] {
             let eqm = try Self.eqm(model, method: method, bits: bits, granularity: granularity)
             let (f, report) = try Self.export(eqm)
-            let ours = try Self.logits(EQMWeightSource(file: eqm), tokens)
+            XCTAssertTrue(report.tensors.filter(\.wasQuantized).allSatisfy { $0.route == .exact })
             let theirs = try Self.logits(GGUFWeightSource(file: f, threads: 2), tokens)
-            let worst = zip(ours, theirs).map { abs($0 - $1) }.max()!
-            XCTAssertGreaterThan(worst, 0, "\(model) \(method): the f16 steps change the logits a little")
-            XCTAssertLessThan(worst, Float(bound), "\(model) \(method) \(bits)-bit: logits within the f16 steps' error (weights ≤ \(report.maxAbsError))")
+            // The GGUF model is the .eqm's model with its steps in f16, exactly: only the
+            // order of float operations differs (dense products against dequantizing ones).
+            let rounded = try Self.logits(EQMWeightSource(file: Self.withF16Steps(eqm)), tokens)
+            let same = zip(rounded, theirs).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(same, 2e-5, "\(model) \(method) \(bits)-bit: GGUF model = .eqm model with f16 steps")
+            // Against the .eqm itself, the logits move by what the f16 steps (relative error
+            // ≤ 2⁻¹¹ per weight) do to them: small, not zero.
+            let ours = try Self.logits(EQMWeightSource(file: eqm), tokens)
+            let moved = zip(ours, theirs).map { abs($0 - $1) }.max()!, scale = ours.map { abs($0) }.max()!
+            XCTAssertGreaterThan(moved, 100 * same, "\(model) \(method)")
+            XCTAssertLessThan(moved, scale * 0x1p-11 * 4, "\(model) \(method) \(bits)-bit: logits within the f16 steps' relative error")
         }
         // Kept in float and written as F32, the GGUF model is the .eqm's model exactly: the
         // layouts (GPT-2's transpose, Llama's rotary rows) are undone without a trace.
