@@ -19,7 +19,8 @@ public enum GGUFExportSummary {
             ("method", r.method),
             ("tensors", byRoute.joined(separator: "; ")),
             ("size", "\(Format.bytes(r.eqmBytes)) .eqm -> \(Format.bytes(r.ggufBytes)) .gguf"),
-            ("bits per weight", Format.fixed(r.bitsPerQuantizedWeight, 3) + " (GGUF data of the quantized tensors)"),
+            ("bits per weight", r.tensors.contains(where: \.wasQuantized)
+                ? Format.fixed(r.bitsPerQuantizedWeight, 3) + " (GGUF data of the tensors the .eqm quantized)" : "- (nothing was quantized)"),
             ("error vs .eqm", "max abs \(Format.scientific(r.maxAbsError)), RMS \(Format.scientific(r.rmsError)) (all weights)"),
         ])
         var largest = TextTable([.init("largest errors", .left), .init("type", .left), .init("max abs"), .init("RMS"), .init("how", .left)])
