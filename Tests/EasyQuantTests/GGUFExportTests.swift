@@ -339,6 +339,15 @@ final class GGUFExportTests: XCTestCase {
             XCTAssertEqual((e as? GGUFExportError)?.problem, .noTokenizer, "\(e)")
             XCTAssertTrue("\(e)".contains("tokenizer"), "\(e)")
         }
+        // A GPT-2 GGUF file without its gpt2.* keys cannot say what model it holds.
+        let sink0 = MemorySink()
+        let bareGGUF = try GGUFWriter(sink: sink0, metadata: [("general.architecture", .string("gpt2"))],
+                                      tensors: [GGUFTensorDeclaration(name: "token_embd.weight", shape: [4, 32], type: .F32)])
+        try bareGGUF.append("token_embd.weight", [UInt8](repeating: 0, count: 4 * 32 * 4))
+        try bareGGUF.finish()
+        XCTAssertThrowsError(try GGUFWeightSource(file: GGUFFile(file: MappedFile(bytes: sink0.bytes, name: "bare.gguf")))) { e in
+            XCTAssertTrue("\(e)".contains("bare.gguf") && "\(e)".contains("gpt2.context_length is missing"), "\(e)")
+        }
         // LLM.int8 outlier features that lie about the matrix they belong to.
         let lying = LyingOutliers()
         var options = ConversionOptions(method: "absmax", threads: 2)
