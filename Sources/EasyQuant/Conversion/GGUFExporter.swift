@@ -234,12 +234,12 @@ public struct GGUFExporter {
         // Plans first: the writer needs every type and shape before the first byte.
         let request = options.request
         let plans = try items.map { try $0.plan(eqm, request: request) }
-        let metadata = try self.metadata(eqm, weights: weights, config: config, architecture: architecture, plans: plans, items: items)
+        let fileType = GGUFFileType.of(zip(items, plans).filter { $0.0.record.shape.count == 2 }.map { ($0.1.plan.type, $0.0.record.elementCount) })
+        let metadata = try self.metadata(eqm, weights: weights, config: config, architecture: architecture, fileType: fileType)
         let writer = try makeWriter(metadata, plans.map(\.plan.declaration))
 
         var report = GGUFExportReport(source: eqm.path, output: output, family: family.name, method: weights.methodDescription,
-                                      fileType: GGUFFileType.of(zip(items, plans).filter { $0.0.record.shape.count == 2 }
-                                                                  .map { ($0.1.plan.type, $0.0.record.elementCount) }))
+                                      fileType: fileType)
         report.notes = notes
         let work = Array(zip(items, plans))
         try OrderedPipeline.run(count: work.count, threads: options.threads, window: options.threads + 1, produce: { i in
@@ -262,8 +262,7 @@ public struct GGUFExporter {
 
     /// general.*, the family's architecture keys, EasyQuant's provenance keys, the tokenizer.
     private func metadata(_ eqm: EQMFile, weights: EQMWeightSource, config: ModelConfig,
-                          architecture: [(key: String, value: GGUFValue)], plans: [Planned], items: [Item]) throws -> [(key: String, value: GGUFValue)] {
-        let fileType = GGUFFileType.of(zip(items, plans).filter { $0.0.record.shape.count == 2 }.map { ($0.1.plan.type, $0.0.record.elementCount) })
+                          architecture: [(key: String, value: GGUFValue)], fileType: GGUFFileType) throws -> [(key: String, value: GGUFValue)] {
         let name = options.modelName ?? ((eqm.path as NSString).lastPathComponent as NSString).deletingPathExtension
         var out: [(key: String, value: GGUFValue)] = architecture.filter { $0.key == "general.architecture" }
         out += [
