@@ -3,28 +3,43 @@ import EasyQuant
 import EasyQuantCLI
 import Foundation
 
-/// eqconvert: safetensors → .eqm (quantize), or .eqm → safetensors (dequantize).
+/// eqconvert: safetensors → .eqm (quantize), .eqm → safetensors (dequantize), .eqm → GGUF
+/// (export for llama.cpp), or straight to GGUF.
 struct EQConvert: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eqconvert",
-        abstract: "Quantize a safetensors model into an .eqm file, or turn an .eqm file back into safetensors.",
+        abstract: "Quantize a model into an .eqm file, turn an .eqm file back into safetensors, or write it as GGUF for llama.cpp.",
         discussion: """
-        INPUT is a .safetensors file, a Hugging Face model folder (model.safetensors or sharded, with \
-        config.json and tokenizer files beside it) or a GGUF file; OUTPUT is the .eqm to write. Given an \
-        .eqm INPUT, OUTPUT is a .safetensors file, or a new or empty folder (a path ending in "/"), which \
-        receives model.safetensors, config.json and the tokenizer files, holding the dequantized weights. \
-        OUTPUT is never one of the input's files.
+        The output format is chosen by OUTPUT's extension. INPUT is a .safetensors file, a Hugging Face \
+        model folder (model.safetensors or sharded, with config.json and tokenizer files beside it) or a \
+        GGUF file; OUTPUT is the .eqm to write. Given an .eqm INPUT, OUTPUT is a .safetensors file, or a \
+        new or empty folder (a path ending in "/"), which receives model.safetensors, config.json and the \
+        tokenizer files, holding the dequantized weights.
+
+        An OUTPUT ending in .gguf is a GGUF v3 file llama.cpp runs (GPT-2 and Llama families): from an \
+        .eqm INPUT it is exported; from any other INPUT the model is quantized with --method first (in \
+        memory) and then exported. Codes are carried exactly where a GGUF block type holds them \
+        (8-bit symmetric per channel or per group of a multiple of 32 → Q8_0, 4-bit symmetric → Q4_0, \
+        4-bit asymmetric → Q4_1, only the scales rounded to f16); other tensors follow --gguf-type. \
+        eqconvert prints what changed and the error against the .eqm's own values.
+
+        --method keep-codes with a GGUF INPUT and an .eqm OUTPUT stores the file's Q8_0, Q4_0 and Q4_1 \
+        matrices as EasyQuant codes as they are, and every other tensor in float. OUTPUT is never one of \
+        the input's files.
         """,
         version: EasyQuantVersion.string)
 
     @Argument(help: "Source model: .safetensors file, model folder, or .eqm file.")
     var input: String
 
-    @Argument(help: "File to write: .eqm when quantizing, .safetensors (or a folder) when dequantizing.")
+    @Argument(help: "File to write: .eqm when quantizing, .safetensors (or a folder) when dequantizing, .gguf for llama.cpp.")
     var output: String
 
-    @Option(help: "Quantization method: \(QuantizationRecipes.names.joined(separator: ", ")).")
+    @Option(help: "Quantization method: \(QuantizationRecipes.names.joined(separator: ", ")); or keep-codes (GGUF input, .eqm output).")
     var method = "absmax"
+
+    @Option(help: "GGUF output: what to write tensors as whose codes no GGUF type holds exactly: auto (nearest block type of the same width), f16, f32, q8_0, q4_0 or q4_1.")
+    var ggufType = "auto"
 
     @Option(help: "Scale granularity: channel (one per output channel), tensor, or group:N (default: the method's; group:128 for awq and zeroquant).")
     var granularity: String?
@@ -90,8 +105,26 @@ struct EQConvert: ParsableCommand {
         return s
     }
 
+    /// The method that stores a GGUF file's own codes.
+    static let keepCodes = "keep-codes"
+
+    /// Whether OUTPUT names a GGUF file (a trailing "/" still says GGUF, to refuse it as a folder).
+    var writesGGUF: Bool {
+        var name = output.lowercased()
+        while name.hasSuffix("/") { name.removeLast() }
+        return name.hasSuffix(".gguf")
+    }
+
     func validate() throws {
         if let granularity { _ = try parseGranularity(granularity) }
+        guard GGUFTypeRequest(rawValue: ggufType) != nil else {
+            throw ValidationError("--gguf-type must be one of \(GGUFTypeRequest.allCases.map(\.rawValue).joined(separator: ", ")), not \(ggufType)")
+        }
+        if method == Self.keepCodes {
+            guard !writesGGUF else { throw ValidationError("--method keep-codes writes an .eqm; give an .eqm OUTPUT (a GGUF file is already GGUF)") }
+            guard bits == nil, granularity == nil else { throw ValidationError("--method keep-codes keeps the file's own codes; drop --bits and --granularity") }
+            return
+        }
         let recipe: QuantizationRecipe
         do {
             recipe = try QuantizationRecipes.named(method)
@@ -114,6 +147,12 @@ struct EQConvert: ParsableCommand {
             try ToolPaths.checkInput(calib, role: "calibration text")
             inputs.append(calib)
         }
+        if writesGGUF, ToolPaths.isFolderOutput(output) {
+            throw ValidationError("\(output) is a folder; a GGUF export is one file, so give a file name such as model.gguf")
+        }
+        if method == Self.keepCodes, !GGUFFile.isGGUF(path: input) {
+            throw ValidationError("--method keep-codes keeps the codes of a GGUF file; \(input) is not one")
+        }
         if ToolPaths.isFolderOutput(output) {
             // A folder output is written under a temporary name; it must not already hold anything.
             guard EQMSniffer.isEQM(path: input) else {
@@ -123,15 +162,48 @@ struct EQConvert: ParsableCommand {
             try ToolPaths.refuseOverwriting(output, inputs: inputs)
         }
         if EQMSniffer.isEQM(path: input) {
-            try dequantize()
+            if writesGGUF {
+                try exportGGUF(EQMFile(path: input))
+            } else {
+                try dequantize()
+            }
         } else {
             try quantize()
         }
     }
 
+    /// Writes `eqm` as GGUF and prints what changed.
+    func exportGGUF(_ eqm: EQMFile) throws {
+        let bar = ProgressBar(label: "writing GGUF", total: eqm.tensors.count, unit: "")
+        let exporter = GGUFExporter(options: GGUFExportOptions(request: GGUFTypeRequest(rawValue: ggufType)!, threads: threading.threads))
+        let report = try exporter.export(eqm, to: output) { done, _ in bar.update(done) }
+        bar.finish()
+        if json {
+            print(report.json.prettyPrinted())
+            return
+        }
+        print(GGUFExportSummary.text(report, source: input), terminator: "")
+    }
+
     func quantize() throws {
         let start = Date()
         let source = try openConversionSource(path: input)
+        if method == Self.keepCodes {
+            var options = ConversionOptions(method: "absmax", bits: 8, granularity: .group(32), keep: keep, zstdLevel: zstdLevel, threads: threading.threads)
+            options.keepSourceCodes = true
+            options.recordedMethod = "gguf-codes"
+            var report = try ModelConverter(options: options).convert(source, to: output)
+            report.seconds = Date().timeIntervalSince(start)
+            if json { print(report.json.prettyPrinted()); return }
+            print(TextTable.keyValue([
+                ("source", report.source), ("output", report.output),
+                ("method", "gguf-codes: Q8_0/Q4_0/Q4_1 codes kept as they are (group:32)"),
+                ("tensors", "\(report.quantized) with their codes, \(report.kept) in float"),
+                ("output size", Format.bytes(report.outputBytes)),
+                ("bits per weight", Format.fixed(report.bitsPerWeight, 3) + " (quantized tensors)"),
+            ]), terminator: "")
+            return
+        }
         let recipe = try QuantizationRecipes.named(method)
         let base = ConversionOptions(method: method, keep: keep, zstdLevel: zstdLevel, threads: threading.threads)
         var run: CalibrationRun?
@@ -153,9 +225,18 @@ struct EQConvert: ParsableCommand {
         let options = prepared.options
         let distillation = prepared.distillation, awqLayers = prepared.awqLayers
         let bar = ProgressBar(label: "quantizing", unit: "MB", scale: 1e6)
-        var report = try ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }
+        // GGUF output: the .eqm is made in memory (compressed, one copy) and exported from there.
+        let memory = writesGGUF ? MemorySink() : nil
+        var report = try memory.map { try ModelConverter(options: options).convert(source, into: EQMWriter(sink: $0), named: output) { bar.update($0, of: $1) } }
+            ?? ModelConverter(options: options).convert(source, to: output) { bar.update($0, of: $1) }
         report.seconds = Date().timeIntervalSince(start)  // calibration and distillation included
         bar.finish()
+        if let memory {
+            let name = ((output as NSString).deletingPathExtension as NSString).lastPathComponent + ".eqm (in memory)"
+            if !json { print("quantized with \(report.method), \(report.bits)-bit, \(report.granularity): \(report.quantized) tensors, .eqm \(Format.bytes(report.outputBytes))") }
+            try exportGGUF(EQMFile(file: MappedFile(bytes: memory.bytes, name: name)))
+            return
+        }
         var lkdTable = TextTable([.init("block"), .init("MSE before"), .init("MSE after"), .init("change"), .init("seconds")])
         for r in distillation {
             lkdTable.add(["\(r.layer)", Format.scientific(r.mseBefore), Format.scientific(r.mseAfter),

@@ -17,7 +17,9 @@ struct EQInspect: ParsableCommand {
         SVG of original against quantized weight distributions. FILE may also be a .safetensors file, \
         a model folder, or a GGUF file (llama.cpp's format, v2/v3): then the header shows its version, \
         alignment and every metadata key, the table each tensor's ggml type, and --stats works through \
-        dequantization.
+        dequantization. For a GGUF FILE, --compare takes the .eqm it was exported from and reports the \
+        difference per tensor (names mapped through the family's llama.cpp table, values compared in \
+        the canonical layout).
         """,
         version: EasyQuantVersion.string)
 
@@ -30,7 +32,7 @@ struct EQInspect: ParsableCommand {
     @Option(name: .customLong("tensor"), help: ArgumentHelp("A tensor to draw a histogram of (text, or in --plot). Repeatable.", valueName: "name"))
     var tensors: [String] = []
 
-    @Option(help: ArgumentHelp("The original model (.safetensors file or folder): per-tensor MSE, max abs error, SQNR and cosine of the dequantized weights.", valueName: "original"))
+    @Option(help: ArgumentHelp("The original model (.safetensors file or folder): per-tensor MSE, max abs error, SQNR and cosine of the dequantized weights. For a GGUF FILE: the .eqm it was exported from.", valueName: "original"))
     var compare: String?
 
     @Option(help: ArgumentHelp("Write the original-vs-quantized weight distributions of the --tensor tensors (default: a few representative ones) as an SVG figure.", valueName: "out.svg"))
@@ -65,6 +67,12 @@ struct EQInspect: ParsableCommand {
         if let compare {
             try ToolPaths.checkInput(compare, role: "original model (.safetensors or model folder)", directoryAllowed: true)
             inputs += ToolPaths.modelFiles(compare)
+            if GGUFFile.isGGUF(path: file), EQMSniffer.isEQM(path: compare) {
+                // A GGUF export against its .eqm: the per-tensor difference only.
+                let comparison = try GGUFComparison(gguf: GGUFFile(path: file), eqm: EQMFile(path: compare), threads: threading.threads)
+                print(json ? comparison.json.prettyPrinted() : comparison.text, terminator: json ? "\n" : "")
+                return
+            }
         }
         for output in [plot, plotSmoothing].compactMap({ $0 }) { try ToolPaths.refuseOverwriting(output, inputs: inputs) }
         if let plot, plot == plotSmoothing { throw ValidationError("--plot and --plot-smoothing name the same file \(plot)") }

@@ -44,6 +44,10 @@ public protocol ModelFamily: Sendable {
     func huggingFaceConfig(gguf: GGUFFile, shapes: [String: [Int]]) throws -> JSONValue
     /// How canonical tensor `name` is laid out in GGUF files, relative to the canonical layout.
     func ggufLayout(of name: String, config: ModelConfig) -> GGUFLayoutChange
+    /// The GGUF metadata that describes the architecture (`general.architecture` and the
+    /// `<arch>.*` keys llama.cpp's loader reads) for a model of `config`. Throws when the
+    /// family has no GGUF form.
+    func ggufMetadata(config: ModelConfig) throws -> [(key: String, value: GGUFValue)]
 }
 
 extension ModelFamily {
@@ -51,6 +55,9 @@ extension ModelFamily {
         throw ModelError.unsupported(origin: gguf.path, reason: "reading \(name) models from GGUF is not supported; give the Hugging Face checkpoint")
     }
     public func ggufLayout(of name: String, config: ModelConfig) -> GGUFLayoutChange { .none }
+    public func ggufMetadata(config: ModelConfig) throws -> [(key: String, value: GGUFValue)] {
+        throw ModelError.unsupported(origin: name, reason: "the \(name) family has no GGUF architecture metadata; it cannot be written as GGUF")
+    }
 }
 
 /// How a tensor's GGUF layout differs from the canonical (Hugging Face) one.

@@ -42,6 +42,13 @@ public protocol ConversionSource: AnyObject {
     func release(_ entry: ConversionEntry)
     /// The f32 model over the same file, for calibration.
     func weightSource() throws -> any WeightSource
+    /// The tensor's own quantization codes in the canonical layout, when the file holds
+    /// codes an `.eqm` can keep as they are (GGUF's Q8_0, Q4_0, Q4_1 matrices); else nil.
+    func storedCodes(_ entry: ConversionEntry) throws -> QuantizedTensor?
+}
+
+extension ConversionSource {
+    public func storedCodes(_ entry: ConversionEntry) throws -> QuantizedTensor? { nil }
 }
 
 /// Opens a conversion source by sniffing the file: GGUF, or safetensors (file or folder).
@@ -132,6 +139,22 @@ public final class GGUFConversionSource: ConversionSource {
     }
 
     public func weightSource() throws -> any WeightSource { source }
+
+    /// Q8_0, Q4_0 and Q4_1 matrices as codes (`GGUFFile.quantizedTensor`), brought back to
+    /// the canonical layout in code space (transposed, or rotary rows put back in order).
+    public func storedCodes(_ entry: ConversionEntry) throws -> QuantizedTensor? {
+        let info = source.file.tensors[entry.index]
+        guard [.Q8_0, .Q4_0, .Q4_1].contains(info.type), info.shape.count == 2 else { return nil }
+        let q = try source.file.quantizedTensor(info)
+        switch try source.layout(of: entry.storedName) {
+        case .none: return q
+        case .transposed: return q.transposed()
+        case let change:
+            // GGUF's blocks are one row high, so rows always move with their scales.
+            guard let order = change.rowOrder(rows: q.shape[0], toGGUF: false) else { return q }
+            return q.reorderingRows(order)
+        }
+    }
 }
 
 extension SafetensorsModel {

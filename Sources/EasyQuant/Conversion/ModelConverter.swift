@@ -20,6 +20,10 @@ public struct ConversionOptions: Sendable {
     public var compute: ComputeMode?
     /// What the calibration was (recorded in `metadata.quantization.calibration`).
     public var calibration: JSONValue?
+    /// Store the source's own codes where it has them (`ConversionSource.storedCodes`: a
+    /// GGUF file's Q8_0/Q4_0/Q4_1 matrices) instead of quantizing; every other tensor is
+    /// kept in float. `method` is then not used.
+    public var keepSourceCodes = false
 
     public init(method: String = "absmax", bits: Int = 8, granularity: Granularity = .channel, keep: [String] = [],
                 zstdLevel: Int = 3, threads: Int = Parallel.defaultThreads, embedTokenizer: Bool = true) {
@@ -169,6 +173,13 @@ public struct ModelConverter {
         try OrderedPipeline.run(count: work.count, threads: options.threads, window: options.threads + 1, produce: { i in
             let (entry, action) = work[i]
             defer { source.release(entry) }
+            if options.keepSourceCodes, case .quantize = action {
+                if let q = try source.storedCodes(entry) {
+                    return try PendingTensor(name: entry.storedName, quantized: q, sourceDType: entry.dtype, level: options.zstdLevel)
+                }
+                return try Self.encode(entry, action: .keep("no codes to keep"), from: source, method: method, granularity: options.granularity,
+                                       preparation: nil, level: options.zstdLevel, threads: options.threads)
+            }
             return try Self.encode(entry, action: action, from: source, method: method, granularity: options.granularity,
                                    preparation: options.preparation, level: options.zstdLevel, threads: options.threads)
         }, consume: { i, pending in

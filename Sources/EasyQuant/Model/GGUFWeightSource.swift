@@ -20,16 +20,16 @@ public final class GGUFWeightSource: WeightSource, @unchecked Sendable {
         }
         names = try canonicalTable(file.tensors.compactMap { t in table.canonical(gguf: t.name).map { ($0, t) } },
                                    family: family, origin: file.path)
-        // Shapes in the canonical layout (a transposed matrix swaps its two axes).
-        let layoutless = names.mapValues(\.shape)
-        let json = try family.huggingFaceConfig(gguf: file, shapes: layoutless)
-        configJSON = json
-        let config = try family.config(json: json, shapes: layoutless, origin: file.path)
-        self.config = config
+        // Shapes in the canonical layout: GGUF stores every matrix [out, in], so a matrix
+        // the family stores [in, out] (output axis 1: GPT-2's Conv1D) swaps its two axes.
         let family = self.family
-        shapes = Dictionary(uniqueKeysWithValues: names.map { name, info in
-            (name, family.ggufLayout(of: name, config: config) == .transposed && info.shape.count == 2 ? [info.shape[1], info.shape[0]] : info.shape)
+        let canonicalShapes = Dictionary(uniqueKeysWithValues: names.map { name, info in
+            (name, family.outputAxis(of: name) == 1 && info.shape.count == 2 ? [info.shape[1], info.shape[0]] : info.shape)
         })
+        let json = try family.huggingFaceConfig(gguf: file, shapes: canonicalShapes)
+        configJSON = json
+        config = try family.config(json: json, shapes: canonicalShapes, origin: file.path)
+        shapes = canonicalShapes
     }
 
     public var origin: String { file.path }
@@ -41,6 +41,12 @@ public final class GGUFWeightSource: WeightSource, @unchecked Sendable {
     func info(_ name: String) throws -> GGUFTensorInfo {
         guard let info = names[name] else { throw ModelError.missingTensor(origin: origin, name: name) }
         return info
+    }
+
+    /// How canonical tensor `name` is laid out in the file.
+    public func layout(of name: String) throws -> GGUFLayoutChange {
+        _ = try info(name)
+        return family.ggufLayout(of: name, config: config)
     }
 
     public func floats(_ name: String) throws -> [Float] {

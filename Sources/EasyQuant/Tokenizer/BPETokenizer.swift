@@ -35,8 +35,12 @@ public final class BPETokenizer: Sendable {
         let wholeTokens: ByteStringTable
     }
 
-    private let vocabulary: Vocabulary
+    let vocabulary: Vocabulary
     private let tables: EncodingTables
+    /// The merges in rank order as the files listed them, and which rank a repeated pair
+    /// keeps: kept so the tokenizer can be described again (`portableDescription()`).
+    let rankedMerges: [SIMD2<Int32>]
+    let duplicateMergeRank: MergeTable.DuplicateRank
     /// User-defined tokens, matched always; and all added tokens, matched when allowed.
     private let alwaysMatched: SpecialTokenMatcher
     private let matchedWhenAllowed: SpecialTokenMatcher
@@ -127,6 +131,8 @@ public final class BPETokenizer: Sendable {
         let vocabulary = definition.vocabulary
         self.vocabulary = vocabulary
         let merges = MergeTable(definition.merges, duplicates: definition.duplicateMergeRank)
+        self.rankedMerges = definition.merges.map { SIMD2($0.left, $0.right) }
+        self.duplicateMergeRank = definition.duplicateMergeRank
         let byteTokens = vocabulary.byteTokens()
         let wholeTokens = definition.ignoreMerges
             ? BPETokenizer.everyToken(vocabulary)

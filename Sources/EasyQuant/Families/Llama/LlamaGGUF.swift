@@ -35,6 +35,24 @@ extension LlamaFamily {
         return .makeObject(members)
     }
 
+    /// The `llama.*` keys llama.cpp's llama loader needs (u32 sizes, f32 ε and θ). Every
+    /// head is rotated whole (rope.dimension_count = head size).
+    public func ggufMetadata(config c: ModelConfig) throws -> [(key: String, value: GGUFValue)] {
+        try [
+            ("general.architecture", .string("llama")),
+            ("llama.vocab_size", GGUFValue.u32(c.vocabSize, "llama.vocab_size")),
+            ("llama.context_length", GGUFValue.u32(c.contextLength, "llama.context_length")),
+            ("llama.embedding_length", GGUFValue.u32(c.embeddingSize, "llama.embedding_length")),
+            ("llama.feed_forward_length", GGUFValue.u32(c.innerSize, "llama.feed_forward_length")),
+            ("llama.block_count", GGUFValue.u32(c.layerCount, "llama.block_count")),
+            ("llama.attention.head_count", GGUFValue.u32(c.headCount, "llama.attention.head_count")),
+            ("llama.attention.head_count_kv", GGUFValue.u32(c.kvHeadCount, "llama.attention.head_count_kv")),
+            ("llama.rope.dimension_count", GGUFValue.u32(c.headSize, "llama.rope.dimension_count")),
+            ("llama.rope.freq_base", .float32(c.ropeTheta ?? 10_000)),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(c.normEpsilon)),
+        ]
+    }
+
     /// llama.cpp's converter interleaves the rows of q_proj and k_proj (and their biases)
     /// head by head for its rotary kernel; everything else is stored as in Hugging Face.
     public func ggufLayout(of name: String, config: ModelConfig) -> GGUFLayoutChange {

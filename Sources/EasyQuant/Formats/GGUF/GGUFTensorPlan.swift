@@ -21,7 +21,7 @@ public enum GGUFTypeRequest: String, CaseIterable, Sendable {
 /// Made before any data is encoded, so that a `GGUFWriter` can be given every tensor's type
 /// (and so its size) up front; `GGUFTensorEncoder` then follows the same plan.
 public struct GGUFTensorPlan: Sendable, Equatable {
-    public enum Route: String, Sendable, Equatable {
+    public enum Route: String, Sendable, Equatable, CaseIterable {
         /// The tensor's own codes, copied into blocks; only the steps (and Q4_1's minimum)
         /// are rounded to f16.
         case exact
