@@ -462,4 +462,15 @@ final class HostileFileTests: XCTestCase {
         let tokenizer = try BPETokenizer(description: fine)
         XCTAssertEqual(try tokenizer.encode(utf8: Array("or".utf8), addBOS: false, addEOS: false), [2])
     }
+
+    /// fuzz-gguf, on the merged main: a vocabulary-only GGUF whose `tokenizer.ggml.pre` holds a
+    /// newline gave a two-line "unknown pre-tokenizer" message. Tokenizer errors now pass through
+    /// `MessageText.oneLine` like the readers' errors.
+    func testUnknownPreTokenizerNameWithANewlineGivesAOneLineError() throws {
+        let description = TokenizerDescription(tokens: ["o", "r"], merges: [], preTokenizer: "smol\nlm\u{7}", source: "crafted.gguf")
+        XCTAssertThrowsError(try BPETokenizer(description: description)) {
+            XCTAssertTrue("\($0)".hasPrefix(#"crafted.gguf: unknown pre-tokenizer "smol\nlm\u{7}"; the known ones are "#), "\($0)")
+            XCTAssertFalse("\($0)".contains("\n"))
+        }
+    }
 }

@@ -24,7 +24,10 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     /// Input bytes that are not valid UTF-8; `offset` is where the bad sequence starts.
     case invalidUTF8(offset: Int)
 
-    public var description: String {
+    /// One line whatever went into it: names and pre-tokenizer names come from the file.
+    public var description: String { MessageText.oneLine(text) }
+
+    private var text: String {
         switch self {
         case let .filesNotFound(directory, lookedFor):
             return "\(directory): no tokenizer found (looked for \(lookedFor.joined(separator: ", "))); "
