@@ -19,8 +19,8 @@ public enum ToolPaths {
         public var description: String {
             switch self {
             case let .missing(p, role): return "\(p): not found; give an existing \(role)"
-            case let .notRegular(p, role, kind): return "\(p): is a \(kind), not a regular file; give a \(role) file"
-            case let .directoryNotAllowed(p, role): return "\(p): is a folder; give a \(role) file"
+            case let .notRegular(p, role, kind): return "\(p): is a \(kind), not a regular file; give a regular file as the \(role)"
+            case let .directoryNotAllowed(p, role): return "\(p): is a folder; give a file as the \(role)"
             case let .overwritesInput(o, i): return "\(o): is the same file as the input \(i); choose another output name (inputs are never modified)"
             case .folderNotEmpty(let p): return "\(p): the output folder exists and is not empty; give a new or empty folder (nothing in it is overwritten)"
             }
