@@ -87,6 +87,29 @@ void eqk_column_absmax(const float *x, size_t rows, size_t cols, size_t ld, floa
 /// y[i·ldy + j] = x[i·ldx + j]·factor[j] for rows × cols.
 void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y, size_t ldy);
 
+/// Rearranges an n × k int8 matrix (element (o, i), output channel o and input i, at
+/// src[o·rowStride + i·columnStride]) into eqk_gemv_s8's streaming layout: tiles of 16
+/// output channels, each holding ⌈k/4⌉ blocks of 64 bytes (channel c's inputs 4q ..< 4q+4 at
+/// bytes 4c ..< 4c+4 of block q), tile after tile; missing channels and inputs are 0.
+/// dst holds ⌈n/16⌉·⌈k/4⌉·64 bytes. wsum[g·ldg + o] (ldg = 16·⌈n/16⌉) becomes the sum of
+/// channel o's codes over block group g (quads g·groupQuads ..< (g+1)·groupQuads).
+void eqk_gemv_s8_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k,
+                      size_t groupQuads, int8_t *dst, int32_t *wsum);
+
+/// Batch-1 int8 product in the layout of eqk_gemv_s8_pack, for tiles tile0 ..< tile1:
+/// for every output channel o < n of those tiles,
+///     y[o] = Σ_g (xscale·scale[g·ldg + o])·(Σ_{i in g} w[o,i]·x[i] − zero[g·ldg + o]·xsums[g]) (+ bias[o])
+/// with the int32 sums exact and the float steps those of eqk_rescale_int32 and eqk_add_bias
+/// (the same bits as the batch product through them). x holds 4·quads codes in −127...127
+/// (zero past k); quads and groupQuads as packed; zero and xsums together or both NULL;
+/// bias may be NULL.
+void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
+
+/// The name of the copy eqk_gemv_s8 runs: "avx512-vnni", "avx2" or "baseline".
+const char *eqk_gemv_isa(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -177,6 +177,15 @@ public struct Linear: Sendable {
         let kb = kBlock(w)
         let kBlocks = (k + kb - 1) / kb
         precondition(w.zeroPoints == nil || (xq.sums != nil && xq.groups == kBlocks), "activation code sums do not fit the weight's blocks")
+        if m == 1, let streaming = w.streaming(outputIsRows: outputIsRows) {
+            // One token: the matrix × vector kernel over the streaming layout (same result).
+            if let bias {
+                bias.withUnsafeBufferPointer { streaming.multiply(xq, bias: $0.baseAddress!, into: y, threads: context.threads) }
+            } else {
+                streaming.multiply(xq, bias: nil, into: y, threads: context.threads)
+            }
+            return
+        }
         let pieces = tiles(width: Self.tileWidth, threads: context.threads)
         let rowBlocks = (m + Self.rowBlock - 1) / Self.rowBlock
         let yAddress = UnsafeMutableRawPointer(y)

@@ -45,6 +45,9 @@ public final class QuantizedWeight: @unchecked Sendable {
     public let scaleColumns: Int
     public let bits: Int
     public let method: String
+    /// The batch-1 layouts made so far, by orientation (see `streaming(outputIsRows:)`).
+    private var streamingForms: [Bool: StreamingInt8Weight?] = [:]
+    private let streamingLock = Lock()
 
     public init(_ q: QuantizedTensor) {
         rows = q.shape[0]; columns = q.shape[1]
@@ -70,7 +73,18 @@ public final class QuantizedWeight: @unchecked Sendable {
         method = q.method
     }
 
-    /// Bytes held in memory.
+    /// The weight rearranged for batch-1 products, made on first use and kept (nil when its
+    /// groups do not allow it). `outputIsRows` says which axis holds the output channels.
+    public func streaming(outputIsRows: Bool) -> StreamingInt8Weight? {
+        streamingLock.withLock {
+            if let made = streamingForms[outputIsRows] { return made }
+            let made = StreamingInt8Weight(self, outputIsRows: outputIsRows)
+            streamingForms[outputIsRows] = made
+            return made
+        }
+    }
+
+    /// Bytes held in memory (the codes as loaded; batch-1 layouts not included).
     public var memoryBytes: Int { codes.count + 4 * scales.count + 4 * (zeroPoints?.count ?? 0) }
 
     /// Writes rows `rowRange`, columns `columnRange` dequantized into `out` (leading dimension `ld`).

@@ -1,0 +1,112 @@
+// The batch-1 int8 matrix × vector product (eqk_gemv_s8), written once and included by
+// one file per instruction set: kernels_gemv_vnni.c (AVX-512 VNNI), kernels_avx2.c and
+// kernels_baseline.c, each of which first defines EQK_GEMV_NAME(f) and one of
+// EQK_GEMV_VNNI, EQK_GEMV_AVX2 or neither (portable C). Not a public header.
+//
+// Only the inner product over 64-byte blocks (16 output channels × 4 inputs) differs per
+// set. The rescale that turns a group's int32 sums into floats is one expression shape,
+// the same as eqk_rescale_int32's, so that a compiler that fuses a multiply and an add in
+// one fuses it in the other too and both give the same float bits.
+#include "CKernels.h"
+
+#include <string.h>
+#if defined(EQK_GEMV_VNNI) || defined(EQK_GEMV_AVX2)
+#include <immintrin.h>
+#endif
+
+typedef float gemv_vf __attribute__((vector_size(64), aligned(4)));
+typedef int32_t gemv_vi __attribute__((vector_size(64), aligned(4)));
+
+static inline __attribute__((always_inline)) gemv_vf gemv_load_f(const float *p) { gemv_vf v; memcpy(&v, p, sizeof v); return v; }
+static inline __attribute__((always_inline)) gemv_vi gemv_load_i(const int32_t *p) { gemv_vi v; memcpy(&v, p, sizeof v); return v; }
+
+/// Σ over quads q0 ..< q1 of one tile: lane o gets Σ_j w[q][o][j]·x[4q + j] exactly.
+/// `tile` points at quad 0 of the tile; `wsum` (VNNI only) at the group's 16 weight sums.
+static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum(const int8_t *tile, const int8_t *x, size_t q0, size_t q1,
+                                                                   const int32_t *wsum) {
+    gemv_vi out;
+#if defined(EQK_GEMV_VNNI)
+    // vpdpbusd multiplies unsigned by signed bytes: x + 128 (x ^ 0x80) times w, then the
+    // 128·Σw this adds is taken off again. Two chains hide the instruction's latency.
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+    size_t q = q0;
+    for (; q + 2 <= q1; q += 2) {
+        int32_t x0, x1;
+        memcpy(&x0, x + 4 * q, 4); memcpy(&x1, x + 4 * q + 4, 4);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(x0 ^ (int32_t)0x80808080), _mm512_loadu_si512(tile + 64 * q));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(x1 ^ (int32_t)0x80808080), _mm512_loadu_si512(tile + 64 * q + 64));
+    }
+    if (q < q1) {
+        int32_t x0;
+        memcpy(&x0, x + 4 * q, 4);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(x0 ^ (int32_t)0x80808080), _mm512_loadu_si512(tile + 64 * q));
+    }
+    __m512i s = _mm512_sub_epi32(_mm512_add_epi32(a0, a1), _mm512_slli_epi32(_mm512_loadu_si512(wsum), 7));
+    memcpy(&out, &s, sizeof out);
+#elif defined(EQK_GEMV_AVX2)
+    // maddubs multiplies unsigned by signed bytes with 16-bit saturating pair sums:
+    // |w| times x·sign(w) is w·x, and with |x| ≤ 127, |w| ≤ 128 a pair stays ≤ 32,512.
+    (void)wsum;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (size_t q = q0; q < q1; q++) {
+        int32_t x0;
+        memcpy(&x0, x + 4 * q, 4);
+        __m256i xb = _mm256_set1_epi32(x0);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(tile + 64 * q));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(tile + 64 * q + 32));
+        __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(xb, w0));
+        __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(xb, w1));
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p0, ones));
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p1, ones));
+    }
+    memcpy((char *)&out, &lo, 32);
+    memcpy((char *)&out + 32, &hi, 32);
+#else
+    (void)wsum;
+    int32_t acc[16] = {0};
+    for (size_t q = q0; q < q1; q++) {
+        const int8_t *b = tile + 64 * q;
+        const int8_t *xq = x + 4 * q;
+        for (int o = 0; o < 16; o++)
+            acc[o] += (int32_t)b[4 * o] * xq[0] + (int32_t)b[4 * o + 1] * xq[1] + (int32_t)b[4 * o + 2] * xq[2] +
+                      (int32_t)b[4 * o + 3] * xq[3];
+    }
+    memcpy(&out, acc, sizeof out);
+#endif
+    return out;
+}
+
+void EQK_GEMV_NAME(eqk_gemv_s8)(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,
+                                const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,
+                                const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,
+                                size_t n) {
+    size_t groups = (quads + groupQuads - 1) / groupQuads;
+    gemv_vf sxv = (gemv_vf){0} + xscale;
+    for (size_t t = tile0; t < tile1; t++) {
+        const int8_t *tile = w + t * quads * 64;
+        size_t n0 = t * 16;
+        gemv_vf acc = {0};
+        for (size_t g = 0; g < groups; g++) {
+            size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
+            gemv_vi sum = gemv_tile_sum(tile, x, q0, q1, wsum + g * ldg + n0);
+            // As eqk_rescale_int32: v = acc (− z·Σx), then (sx·s)·v, added to what came before.
+            gemv_vf v = __builtin_convertvector(sum, gemv_vf);
+            if (zero != NULL) {
+                gemv_vf sumv = (gemv_vf){0} + (float)xsums[g];
+                v = v - gemv_load_f(zero + g * ldg + n0) * sumv;
+            }
+            v = sxv * gemv_load_f(scale + g * ldg + n0) * v;
+            acc = g == 0 ? v : acc + v;
+        }
+        if (bias != NULL) {
+            // As eqk_add_bias: y += b, with the bias of channels that exist (0 past n).
+            float b[16] = {0};
+            size_t count = n - n0 < 16 ? n - n0 : 16;
+            memcpy(b, bias + n0, count * sizeof(float));
+            acc = acc + gemv_load_f(b);
+        }
+        size_t count = n - n0 < 16 ? n - n0 : 16;
+        memcpy(y + n0, &acc, count * sizeof(float));
+    }
+}

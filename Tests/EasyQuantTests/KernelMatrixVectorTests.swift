@@ -1,0 +1,114 @@
+import EasyQuant
+import XCTest
+
+/// The batch-1 int8 product (`StreamingInt8Weight`, eqk_gemv_s8) against the batch int8
+/// product of the same row bit for bit, and against the dequantized product computed here
+/// in double, on every instruction set this CPU has, odd shapes, both weight orientations,
+/// symmetric and zero-point codes, per-channel and grouped scales, and 1 to 3 threads.
+final class KernelMatrixVectorTests: XCTestCase {
+    override func tearDown() {
+        VectorOps.useInstructionSet("auto")
+        super.tearDown()
+    }
+
+    /// (inputs k, outputs n): neither a multiple of 4 nor of 16 in most, and wider than one
+    /// tile and one group in several.
+    static let shapes = [(1, 1), (3, 5), (37, 29), (67, 33), (130, 17), (96, 48), (257, 70)]
+
+    struct Case {
+        var name: String
+        var method: any QuantizationMethod
+        var granularity: Granularity
+    }
+
+    static let cases = [
+        Case(name: "absmax channel", method: AbsMax(), granularity: .channel),
+        Case(name: "absmax group:32", method: AbsMax(), granularity: .group(32)),
+        Case(name: "simquant 8 channel", method: SimQuant(bits: 8), granularity: .channel),
+        Case(name: "simquant 4 group:8", method: SimQuant(bits: 4), granularity: .group(8)),
+        Case(name: "zeropoint 8 tensor", method: ZeroPoint(bits: 8), granularity: .tensor),
+        Case(name: "absmax group:6 (no streaming layout)", method: AbsMax(), granularity: .group(6)),
+    ]
+
+    func linear(_ c: Case, k: Int, n: Int, outputIsRows: Bool, seed: UInt64) throws -> (Linear, QuantizedTensor) {
+        var rng = SeededFloats(seed: seed)
+        var w = rng.normal(k * n, std: 0.3)
+        // An all-negative channel gives zero points outside the code range.
+        for i in 0..<k { w[outputIsRows ? i : i * n] = -abs(w[outputIsRows ? i : i * n]) - 0.1 }
+        let layout = BlockLayout(shape: outputIsRows ? [n, k] : [k, n], axis: outputIsRows ? 0 : 1, granularity: c.granularity)
+        let q = try w.withUnsafeBufferPointer { try c.method.quantize($0, layout: layout) }
+        let bias = seed % 2 == 0 ? rng.normal(n) : nil
+        return (Linear(weight: .quantized(QuantizedWeight(q)), outputIsRows: outputIsRows, bias: bias), q)
+    }
+
+    func testBatchOneEqualsTheBatchProductExactly() throws {
+        var checked = 0, streamed = 0
+        for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
+            var seed: UInt64 = 1
+            for c in Self.cases {
+                for (k, n) in Self.shapes {
+                    for outputIsRows in [false, true] {
+                        seed += 1
+                        let (layer, q) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
+                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
+                        if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
+                        var rng = SeededFloats(seed: seed &* 7)
+                        let x = rng.normal(2 * k)
+                        for threads in [1, 2, 3] {
+                            let context = ComputeContext(mode: .int8, threads: threads)
+                            let batch = run(layer, x, rows: 2, context)
+                            let single = run(layer, Array(x[0..<k]), rows: 1, context)
+                            let label = "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)"
+                            XCTAssertEqual(single.map(\.bitPattern), batch[0..<n].map(\.bitPattern), label)
+                            // Against the definition: Σ_i x̂_i·ŵ_i in double from the dequantized codes.
+                            let xq = x.withUnsafeBufferPointer {
+                                QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: k, withSums: false, threads: 1)
+                            }
+                            let wd = q.dequantized()
+                            var scaleOfY = 1e-30
+                            var expected = [Double](repeating: 0, count: n)
+                            for o in 0..<n {
+                                var s = Double(layer.bias?[o] ?? 0)
+                                for i in 0..<k {
+                                    s += Double(xq.codes[i]) * Double(xq.scales[0]) * Double(wd[outputIsRows ? o * k + i : i * n + o])
+                                }
+                                expected[o] = s
+                                scaleOfY = max(scaleOfY, abs(s))
+                            }
+                            let error = zip(single, expected).map { abs(Double($0) - $1) }.max()!
+                            XCTAssertLessThan(error / scaleOfY, 1e-5, label)
+                            checked += 1
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 0)
+        XCTAssertGreaterThan(streamed, 0, "the streaming layout was never used")
+    }
+
+    /// A group size that is not a multiple of 4 (and smaller than the input) has no
+    /// streaming layout; per-channel and group:32 weights have one.
+    func testWhichWeightsStream() throws {
+        let c = Self.cases
+        let (a, _) = try linear(c[0], k: 37, n: 29, outputIsRows: true, seed: 1)
+        let (g, _) = try linear(c[5], k: 37, n: 29, outputIsRows: false, seed: 1)
+        let (h, _) = try linear(c[1], k: 96, n: 29, outputIsRows: false, seed: 1)
+        guard case .quantized(let aw) = a.weight, case .quantized(let gw) = g.weight, case .quantized(let hw) = h.weight else { return XCTFail() }
+        XCTAssertNotNil(aw.streaming(outputIsRows: true))
+        XCTAssertNil(gw.streaming(outputIsRows: false))
+        let s = try XCTUnwrap(hw.streaming(outputIsRows: false))
+        XCTAssertEqual(s.outputs, 29)
+        XCTAssertEqual(s.inputs, 96)
+        // 2 tiles × 24 blocks of 64 bytes, and per group (3) and padded channel (32): sums and scales.
+        XCTAssertEqual(s.memoryBytes, 2 * 24 * 64 + 3 * 32 * 8)
+    }
+
+    func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {
+        var y = [Float](repeating: .nan, count: rows * layer.outFeatures)
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { layer.forward(xb.baseAddress!, rows: rows, into: $0.baseAddress!, context: context) }
+        }
+        return y
+    }
+}
