@@ -151,6 +151,23 @@ void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t
     eqk_gemv_s8_baseline(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
 }
 
+void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n) {
+#if EQK_X86
+    switch (current_level()) {
+    case LEVEL_AVX512:
+        if (has_vnni())
+            return eqk_gemv_u4_vnni(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    case LEVEL_AVX2:
+        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    default: break;
+    }
+#endif
+    eqk_gemv_u4_baseline(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+}
+
 const char *eqk_gemv_isa(void) {
 #if EQK_X86
     switch (current_level()) {

@@ -14,6 +14,10 @@
 #include <immintrin.h>
 #endif
 
+// The 16-lane vectors below only pass between always-inlined helpers, so the calling
+// convention clang warns about for copies without AVX-512 never applies.
+#pragma clang diagnostic ignored "-Wpsabi"
+
 typedef float gemv_vf __attribute__((vector_size(64), aligned(4)));
 typedef int32_t gemv_vi __attribute__((vector_size(64), aligned(4)));
 
@@ -77,6 +81,104 @@ static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum(const int8_t 
     return out;
 }
 
+/// Σ over octets b0 ..< b1 of one 4-bit tile: lane o gets Σ u[o,i]·x[i] exactly, where
+/// byte 4o + j of octet b holds u[o, 8b + j] in its low nibble and u[o, 8b + 4 + j] in its
+/// high one (0...15, unsigned).
+static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum_u4(const uint8_t *tile, const int8_t *x, size_t b0,
+                                                                      size_t b1) {
+    gemv_vi out;
+#if defined(EQK_GEMV_VNNI)
+    // The nibbles are the unsigned operand of vpdpbusd and x the signed one: no offset.
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+    for (size_t b = b0; b < b1; b++) {
+        int32_t x0, x1;
+        memcpy(&x0, x + 8 * b, 4); memcpy(&x1, x + 8 * b + 4, 4);
+        __m512i w = _mm512_loadu_si512(tile + 64 * b);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(w, mask), _mm512_set1_epi32(x0));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(w, 4), mask), _mm512_set1_epi32(x1));
+    }
+    __m512i s = _mm512_add_epi32(a0, a1);
+    memcpy(&out, &s, sizeof out);
+#elif defined(EQK_GEMV_AVX2)
+    // maddubs: nibble (≤ 15) times x (|x| ≤ 127), pairs ≤ 3,810; the two halves of an octet
+    // added in 16 bits (≤ 7,620) before widening.
+    const __m256i mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (size_t b = b0; b < b1; b++) {
+        int32_t x0, x1;
+        memcpy(&x0, x + 8 * b, 4); memcpy(&x1, x + 8 * b + 4, 4);
+        __m256i xb0 = _mm256_set1_epi32(x0), xb1 = _mm256_set1_epi32(x1);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(tile + 64 * b));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(tile + 64 * b + 32));
+        __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(w0, mask), xb0),
+                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w0, 4), mask), xb1));
+        __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(w1, mask), xb0),
+                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w1, 4), mask), xb1));
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(p0, ones));
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(p1, ones));
+    }
+    memcpy((char *)&out, &lo, 32);
+    memcpy((char *)&out + 32, &hi, 32);
+#else
+    int32_t acc[16] = {0};
+    for (size_t b = b0; b < b1; b++) {
+        const uint8_t *w = tile + 64 * b;
+        const int8_t *xb = x + 8 * b;
+        for (int o = 0; o < 16; o++)
+            for (int j = 0; j < 4; j++)
+                acc[o] += (int32_t)(w[4 * o + j] & 0x0F) * xb[j] + (int32_t)(w[4 * o + j] >> 4) * xb[4 + j];
+    }
+    memcpy(&out, acc, sizeof out);
+#endif
+    return out;
+}
+
+/// One group's int32 sums of a tile turned into floats as eqk_rescale_int32 does, added to
+/// `acc` (or replacing it for the first group).
+static inline __attribute__((always_inline)) gemv_vf gemv_rescale(gemv_vf acc, gemv_vi sum, size_t g, gemv_vf sxv,
+                                                                  const float *scale, const float *zero,
+                                                                  const int32_t *xsums) {
+    gemv_vf v = __builtin_convertvector(sum, gemv_vf);
+    if (zero != NULL) {
+        gemv_vf sumv = (gemv_vf){0} + (float)xsums[g];
+        v = v - gemv_load_f(zero) * sumv;
+    }
+    v = sxv * gemv_load_f(scale) * v;
+    return g == 0 ? v : acc + v;
+}
+
+/// y[n0 ..< n0 + 16] (as far as n) = acc (+ bias), as eqk_add_bias adds it.
+static inline __attribute__((always_inline)) void gemv_store(gemv_vf acc, const float *bias, size_t n0, float *y, size_t n) {
+    size_t count = n - n0 < 16 ? n - n0 : 16;
+    if (bias != NULL) {
+        float b[16] = {0};
+        memcpy(b, bias + n0, count * sizeof(float));
+        acc = acc + gemv_load_f(b);
+    }
+    memcpy(y + n0, &acc, count * sizeof(float));
+}
+
+void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset,
+                                const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,
+                                const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,
+                                size_t n) {
+    size_t groups = (quads + groupQuads - 1) / groupQuads, octets = (quads + 1) / 2;
+    gemv_vf sxv = (gemv_vf){0} + xscale;
+    for (size_t t = tile0; t < tile1; t++) {
+        const uint8_t *tile = w + t * octets * 64;
+        size_t n0 = t * 16;
+        gemv_vf acc = {0};
+        for (size_t g = 0; g < groups; g++) {
+            size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
+            // Σ (u − c)·x = Σ u·x − c·Σx; the padding past k holds x = 0.
+            gemv_vi sum = gemv_tile_sum_u4(tile, x, q0 / 2, (q1 + 1) / 2) - codeOffset * xsums[g];
+            acc = gemv_rescale(acc, sum, g, sxv, scale + g * ldg + n0, zero == NULL ? NULL : zero + g * ldg + n0, xsums);
+        }
+        gemv_store(acc, bias, n0, y, n);
+    }
+}
+
 void EQK_GEMV_NAME(eqk_gemv_s8)(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,
                                 const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,
                                 const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,
@@ -90,23 +192,8 @@ void EQK_GEMV_NAME(eqk_gemv_s8)(const int8_t *w, size_t quads, size_t groupQuads
         for (size_t g = 0; g < groups; g++) {
             size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
             gemv_vi sum = gemv_tile_sum(tile, x, q0, q1, wsum + g * ldg + n0);
-            // As eqk_rescale_int32: v = acc (− z·Σx), then (sx·s)·v, added to what came before.
-            gemv_vf v = __builtin_convertvector(sum, gemv_vf);
-            if (zero != NULL) {
-                gemv_vf sumv = (gemv_vf){0} + (float)xsums[g];
-                v = v - gemv_load_f(zero + g * ldg + n0) * sumv;
-            }
-            v = sxv * gemv_load_f(scale + g * ldg + n0) * v;
-            acc = g == 0 ? v : acc + v;
+            acc = gemv_rescale(acc, sum, g, sxv, scale + g * ldg + n0, zero == NULL ? NULL : zero + g * ldg + n0, xsums);
         }
-        if (bias != NULL) {
-            // As eqk_add_bias: y += b, with the bias of channels that exist (0 past n).
-            float b[16] = {0};
-            size_t count = n - n0 < 16 ? n - n0 : 16;
-            memcpy(b, bias + n0, count * sizeof(float));
-            acc = acc + gemv_load_f(b);
-        }
-        size_t count = n - n0 < 16 ? n - n0 : 16;
-        memcpy(y + n0, &acc, count * sizeof(float));
+        gemv_store(acc, bias, n0, y, n);
     }
 }

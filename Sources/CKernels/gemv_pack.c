@@ -27,3 +27,21 @@ void eqk_gemv_s8_pack(const int8_t *src, size_t rowStride, size_t columnStride, 
         }
     }
 }
+
+void eqk_gemv_u4_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k, int32_t codeOffset,
+                      uint8_t *dst) {
+    size_t octets = (k + 7) / 8, tiles = (n + 15) / 16;
+    memset(dst, 0, tiles * octets * 64);
+    for (size_t t = 0; t < tiles; t++) {
+        uint8_t *tile = dst + t * octets * 64;
+        size_t outputs = n - t * 16 < 16 ? n - t * 16 : 16;
+        for (size_t o = 0; o < outputs; o++) {
+            const int8_t *row = src + (t * 16 + o) * rowStride;
+            for (size_t i = 0; i < k; i++) {
+                uint8_t u = (uint8_t)((row[i * columnStride] + codeOffset) & 0x0F);
+                size_t b = i / 8, j = i % 8;
+                tile[64 * b + 4 * o + (j & 3)] |= (uint8_t)(j < 4 ? u : u << 4);
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 import EasyQuant
 import XCTest
 
-/// The batch-1 int8 product (`StreamingInt8Weight`, eqk_gemv_s8) against the batch int8
+/// The batch-1 int8 product (`StreamingQuantizedWeight`, eqk_gemv_s8) against the batch int8
 /// product of the same row bit for bit, and against the dequantized product computed here
 /// in double, on every instruction set this CPU has, odd shapes, both weight orientations,
 /// symmetric and zero-point codes, per-channel and grouped scales, and 1 to 3 threads.
@@ -26,6 +26,9 @@ final class KernelMatrixVectorTests: XCTestCase {
         Case(name: "absmax group:32", method: AbsMax(), granularity: .group(32)),
         Case(name: "simquant 8 channel", method: SimQuant(bits: 8), granularity: .channel),
         Case(name: "simquant 4 group:8", method: SimQuant(bits: 4), granularity: .group(8)),
+        Case(name: "symquant 4 group:32", method: SymQuant(bits: 4), granularity: .group(32)),
+        Case(name: "absmax 4 channel", method: AbsMax(bits: 4), granularity: .channel),
+        Case(name: "simquant 3 group:12 (4-bit blocks, codes a byte each)", method: SimQuant(bits: 3), granularity: .group(12)),
         Case(name: "zeropoint 8 tensor", method: ZeroPoint(bits: 8), granularity: .tensor),
         Case(name: "absmax group:6 (no streaming layout)", method: AbsMax(), granularity: .group(6)),
     ]
@@ -92,7 +95,7 @@ final class KernelMatrixVectorTests: XCTestCase {
     func testWhichWeightsStream() throws {
         let c = Self.cases
         let (a, _) = try linear(c[0], k: 37, n: 29, outputIsRows: true, seed: 1)
-        let (g, _) = try linear(c[5], k: 37, n: 29, outputIsRows: false, seed: 1)
+        let (g, _) = try linear(c.last!, k: 37, n: 29, outputIsRows: false, seed: 1)
         let (h, _) = try linear(c[1], k: 96, n: 29, outputIsRows: false, seed: 1)
         guard case .quantized(let aw) = a.weight, case .quantized(let gw) = g.weight, case .quantized(let hw) = h.weight else { return XCTFail() }
         XCTAssertNotNil(aw.streaming(outputIsRows: true))
@@ -102,6 +105,46 @@ final class KernelMatrixVectorTests: XCTestCase {
         XCTAssertEqual(s.inputs, 96)
         // 2 tiles × 24 blocks of 64 bytes, and per group (3) and padded channel (32): sums and scales.
         XCTAssertEqual(s.memoryBytes, 2 * 24 * 64 + 3 * 32 * 8)
+    }
+
+    /// 4-bit codes kept two per byte give the same product, bit for bit, as the same codes
+    /// widened to a byte each, on every set, and take half the bytes.
+    func testPackedFourBitEqualsWidened() throws {
+        var seed: UInt64 = 500
+        for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
+            for c in Self.cases where c.method.bits <= 4 {
+                for (k, n) in Self.shapes {
+                    for outputIsRows in [false, true] {
+                        seed += 1
+                        let (layer, _) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
+                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
+                        let widened = try XCTUnwrap(StreamingQuantizedWeight(w, outputIsRows: outputIsRows, packNibbles: false))
+                        let packed = try XCTUnwrap(StreamingQuantizedWeight(w, outputIsRows: outputIsRows))
+                        XCTAssertFalse(widened.packedNibbles)
+                        let label = "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows)"
+                        if c.name.contains("group:12") && k > 12 { XCTAssertFalse(packed.packedNibbles, label); continue }
+                        XCTAssertTrue(packed.packedNibbles, label)
+                        var rng = SeededFloats(seed: seed)
+                        let x = rng.normal(k)
+                        let xq = x.withUnsafeBufferPointer {
+                            QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: min(k, outputIsRows ? w.blockColumns : w.blockRows),
+                                                 withSums: w.zeroPoints != nil, threads: 1)
+                        }
+                        for threads in [1, 2] {
+                            var a = [Float](repeating: .nan, count: n), b = [Float](repeating: .nan, count: n)
+                            a.withUnsafeMutableBufferPointer { widened.multiply(xq, bias: nil, into: $0.baseAddress!, threads: threads) }
+                            b.withUnsafeMutableBufferPointer { packed.multiply(xq, bias: nil, into: $0.baseAddress!, threads: threads) }
+                            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), label)
+                        }
+                        if k >= 96 {
+                            // Half the code bytes (blocks of 8 inputs instead of 4 padded); the per-group
+                            // scales (and zero points) stay, the code sums go.
+                            XCTAssertLessThanOrEqual(Double(packed.memoryBytes), 0.62 * Double(widened.memoryBytes), label)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {

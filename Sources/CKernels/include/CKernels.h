@@ -107,6 +107,21 @@ void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t
                  const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
                  const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
 
+/// Rearranges an n × k matrix of 4-bit codes (held one per byte, element (o, i) at
+/// src[o·rowStride + i·columnStride], each plus codeOffset in 0...15) into eqk_gemv_u4's
+/// layout: tiles of 16 output channels, each holding ⌈k/8⌉ blocks of 64 bytes, where byte
+/// 4c + j of block b holds channel c's input 8b + j in its low nibble and input 8b + 4 + j in
+/// its high one; missing channels and inputs are 0. dst holds ⌈n/16⌉·⌈k/8⌉·64 bytes.
+void eqk_gemv_u4_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k, int32_t codeOffset,
+                      uint8_t *dst);
+
+/// eqk_gemv_s8 for 4-bit codes kept packed (eqk_gemv_u4_pack's layout): the same result,
+/// with code = nibble − codeOffset. groupQuads is even unless there is one group; xsums
+/// (Σ of x's codes per group) is required; zero may be NULL.
+void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
+
 /// The name of the copy eqk_gemv_s8 runs: "avx512-vnni", "avx2" or "baseline".
 const char *eqk_gemv_isa(void);
 

@@ -50,6 +50,19 @@ public struct Linear: Sendable {
     public var inFeatures: Int { outputIsRows ? weight.columns : weight.rows }
     public var outFeatures: Int { outputIsRows ? weight.rows : weight.columns }
 
+    /// Bytes of weight one row's product reads in `mode`: the streaming layout in int8 mode
+    /// when the weight has one, else the codes with their scales (and zero points), or the
+    /// floats; outlier rows included.
+    public func bytesReadPerToken(mode: ComputeMode) -> Int {
+        let main: Int
+        switch weight {
+        case .dense(let d): main = 4 * d.rows * d.columns
+        case .quantized(let q):
+            main = mode == .int8 ? (q.streaming(outputIsRows: outputIsRows)?.memoryBytes ?? q.memoryBytes) : q.memoryBytes
+        }
+        return main + 4 * (outliers?.count ?? 0) * outFeatures
+    }
+
     /// Output channels per parallel tile when weights must be expanded or rescaled.
     static let tileWidth = 256
     /// Rows per parallel piece of the int8 product (with 256 channels, 256 KiB of int32).

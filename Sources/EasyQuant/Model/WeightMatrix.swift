@@ -30,7 +30,8 @@ public final class DenseWeight: @unchecked Sendable {
 /// A quantized matrix kept quantized in memory: one signed byte per code, plus the
 /// per-block scales and zero points of docs/FORMAT.md §5.2.
 ///
-/// 4-bit codes are widened to a byte each on load (the matrix products take bytes), and
+/// 4-bit codes are widened to a byte each on load (the batch matrix products take bytes;
+/// the batch-1 layout, `streaming(outputIsRows:)`, keeps them two per byte), and
 /// unsigned 8-bit codes are shifted by -128 together with their zero points, which leaves
 /// (q - z) unchanged and lets every code sit in an Int8.
 public final class QuantizedWeight: @unchecked Sendable {
@@ -44,9 +45,11 @@ public final class QuantizedWeight: @unchecked Sendable {
     public let blockColumns: Int
     public let scaleColumns: Int
     public let bits: Int
+    /// Whether the codes are signed (as stored; unsigned 8-bit codes are shifted here).
+    public let isSigned: Bool
     public let method: String
     /// The batch-1 layouts made so far, by orientation (see `streaming(outputIsRows:)`).
-    private var streamingForms: [Bool: StreamingInt8Weight?] = [:]
+    private var streamingForms: [Bool: StreamingQuantizedWeight?] = [:]
     private let streamingLock = Lock()
 
     public init(_ q: QuantizedTensor) {
@@ -70,15 +73,16 @@ public final class QuantizedWeight: @unchecked Sendable {
         blockRows = q.layout.rows; blockColumns = q.layout.columns
         scaleColumns = q.layout.scaleShape[1]
         bits = q.bits
+        isSigned = q.isSigned
         method = q.method
     }
 
     /// The weight rearranged for batch-1 products, made on first use and kept (nil when its
     /// groups do not allow it). `outputIsRows` says which axis holds the output channels.
-    public func streaming(outputIsRows: Bool) -> StreamingInt8Weight? {
+    public func streaming(outputIsRows: Bool) -> StreamingQuantizedWeight? {
         streamingLock.withLock {
             if let made = streamingForms[outputIsRows] { return made }
-            let made = StreamingInt8Weight(self, outputIsRows: outputIsRows)
+            let made = StreamingQuantizedWeight(self, outputIsRows: outputIsRows)
             streamingForms[outputIsRows] = made
             return made
         }
