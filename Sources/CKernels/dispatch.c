@@ -168,6 +168,25 @@ void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t code
     eqk_gemv_u4_baseline(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
 }
 
+// Float arithmetic only: the AVX-512 copy (compiled with VNNI allowed) needs no VNNI, but
+// it lives in the VNNI file, so AVX-512 CPUs without VNNI take the AVX2 copy.
+void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                  const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
+                  float *y, size_t n) {
+#if EQK_X86
+    switch (current_level()) {
+    case LEVEL_AVX512:
+        if (has_vnni())
+            return eqk_gemv_f32_vnni(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+    case LEVEL_AVX2:
+        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+    default: break;
+    }
+#endif
+    eqk_gemv_f32_baseline(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+}
+
 const char *eqk_gemv_isa(void) {
 #if EQK_X86
     switch (current_level()) {

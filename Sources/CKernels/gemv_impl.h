@@ -197,3 +197,67 @@ void EQK_GEMV_NAME(eqk_gemv_s8)(const int8_t *w, size_t quads, size_t groupQuads
         gemv_store(acc, bias, n0, y, n);
     }
 }
+
+/// lanes[o] += Σ_j (code(o, j) − z[o])·x[j] for the 16 channels of one block of 4 inputs,
+/// the codes sign-extended from the bytes of each 32-bit lane (byte j of lane o).
+static inline __attribute__((always_inline)) gemv_vf gemv_f32_quad(gemv_vf f, gemv_vi v, gemv_vf z, const float *x) {
+    f = f + (__builtin_convertvector((v << 24) >> 24, gemv_vf) - z) * x[0];
+    f = f + (__builtin_convertvector((v << 16) >> 24, gemv_vf) - z) * x[1];
+    f = f + (__builtin_convertvector((v << 8) >> 24, gemv_vf) - z) * x[2];
+    f = f + (__builtin_convertvector(v >> 24, gemv_vf) - z) * x[3];
+    return f;
+}
+
+/// The same for packed nibbles: code = nibble − offset, nibble j of the half `shift` (0 or 4).
+static inline __attribute__((always_inline)) gemv_vf gemv_f32_nibbles(gemv_vf f, gemv_vi v, int shift, gemv_vf z,
+                                                                      const float *x) {
+    f = f + (__builtin_convertvector((v >> shift) & 0xF, gemv_vf) - z) * x[0];
+    f = f + (__builtin_convertvector((v >> (8 + shift)) & 0xF, gemv_vf) - z) * x[1];
+    f = f + (__builtin_convertvector((v >> (16 + shift)) & 0xF, gemv_vf) - z) * x[2];
+    f = f + (__builtin_convertvector((v >> (24 + shift)) & 0xF, gemv_vf) - z) * x[3];
+    return f;
+}
+
+void EQK_GEMV_NAME(eqk_gemv_f32)(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset,
+                                 const float *scale, const float *zero, size_t ldg, const float *x, const float *bias,
+                                 size_t tile0, size_t tile1, float *y, size_t n) {
+    size_t groups = (quads + groupQuads - 1) / groupQuads;
+    size_t tileBytes = nibbles ? (quads + 1) / 2 * 64 : quads * 64;
+    for (size_t t = tile0; t < tile1; t++) {
+        const uint8_t *tile = (const uint8_t *)w + t * tileBytes;
+        size_t n0 = t * 16;
+        gemv_vf acc = {0};
+        for (size_t g = 0; g < groups; g++) {
+            size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
+            // The zero point (and, for packed nibbles, the offset) is taken off each code, so
+            // no large sums cancel.
+            gemv_vf z = (zero != NULL ? gemv_load_f(zero + g * ldg + n0) : (gemv_vf){0}) + (float)(nibbles ? codeOffset : 0);
+            gemv_vf f0 = {0}, f1 = {0};
+            if (nibbles) {
+                for (size_t q = q0; q < q1; q += 2) {
+                    gemv_vi v;
+                    memcpy(&v, tile + 64 * (q / 2), sizeof v);
+                    f0 = gemv_f32_nibbles(f0, v, 0, z, x + 4 * q);
+                    if (q + 1 < q1) f1 = gemv_f32_nibbles(f1, v, 4, z, x + 4 * q + 4);
+                }
+            } else {
+                size_t q = q0;
+                for (; q + 2 <= q1; q += 2) {
+                    gemv_vi v0, v1;
+                    memcpy(&v0, tile + 64 * q, sizeof v0);
+                    memcpy(&v1, tile + 64 * q + 64, sizeof v1);
+                    f0 = gemv_f32_quad(f0, v0, z, x + 4 * q);
+                    f1 = gemv_f32_quad(f1, v1, z, x + 4 * q + 4);
+                }
+                if (q < q1) {
+                    gemv_vi v0;
+                    memcpy(&v0, tile + 64 * q, sizeof v0);
+                    f0 = gemv_f32_quad(f0, v0, z, x + 4 * q);
+                }
+            }
+            gemv_vf v = gemv_load_f(scale + g * ldg + n0) * (f0 + f1);
+            acc = g == 0 ? v : acc + v;
+        }
+        gemv_store(acc, bias, n0, y, n);
+    }
+}

@@ -39,7 +39,10 @@
     void eqk_gemv_u4_##suffix(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset,             \
                               const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,  \
                               const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,     \
-                              size_t n);
+                              size_t n);                                                                         \
+    void eqk_gemv_f32_##suffix(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset,  \
+                               const float *scale, const float *zero, size_t ldg, const float *x,                \
+                               const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
 
 #if defined(__x86_64__) && defined(__clang__)
 #define EQK_X86 1

@@ -107,6 +107,35 @@ final class KernelMatrixVectorTests: XCTestCase {
         XCTAssertEqual(s.memoryBytes, 2 * 24 * 64 + 3 * 32 * 8)
     }
 
+    /// f32 mode at one row (the codes read in the streaming layout, float sums) stays within
+    /// 1e-5 of the largest output of the batch product through the dequantized weight.
+    func testBatchOneFloatProductIsWithinRoundingOfTheBatchProduct() throws {
+        var seed: UInt64 = 900, streamed = 0
+        for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
+            for c in Self.cases {
+                for (k, n) in Self.shapes {
+                    for outputIsRows in [false, true] {
+                        seed += 1
+                        let (layer, _) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
+                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
+                        if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
+                        var rng = SeededFloats(seed: seed)
+                        let x = rng.normal(2 * k)
+                        for threads in [1, 2, 3] {
+                            let context = ComputeContext(mode: .f32, threads: threads)
+                            let batch = Array(run(layer, x, rows: 2, context)[0..<n])
+                            let single = run(layer, Array(x[0..<k]), rows: 1, context)
+                            let scale = max(1e-30, batch.map { abs(Double($0)) }.max()!)
+                            let error = zip(single, batch).map { abs(Double($0) - Double($1)) }.max()!
+                            XCTAssertLessThan(error / scale, 1e-5, "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)")
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(streamed, 0, "the streaming layout was never used")
+    }
+
     /// 4-bit codes kept two per byte give the same product, bit for bit, as the same codes
     /// widened to a byte each, on every set, and take half the bytes.
     func testPackedFourBitEqualsWidened() throws {

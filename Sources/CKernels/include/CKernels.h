@@ -122,6 +122,15 @@ void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t code
                  const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
                  const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
 
+/// Batch-1 product of float activations with a weight in eqk_gemv_s8_pack's layout (nibbles
+/// == 0) or eqk_gemv_u4_pack's (nibbles != 0): for every output channel o < n of tiles
+/// tile0 ..< tile1, y[o] = Σ_g scale[g·ldg + o]·Σ_{i in g} (code[o,i] − zero[g·ldg + o])·x[i]
+/// (+ bias[o]), in float, code = nibble − codeOffset for nibbles. x holds 8·⌈quads/2⌉ floats,
+/// zero past k; zero and bias may be NULL.
+void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                  const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
+                  float *y, size_t n);
+
 /// The name of the copy eqk_gemv_s8 runs: "avx512-vnni", "avx2" or "baseline".
 const char *eqk_gemv_isa(void);
 

@@ -21,8 +21,9 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     /// Bytes of weights one decoded token reads in `mode`: every linear layer of the blocks
     /// and the output layer, as its product reads them (embedding lookups not counted).
     func weightBytesPerToken(mode: ComputeMode) -> Int
-    /// Makes what decoding one token at a time in `mode` reads (int8 weights rearranged for
-    /// batch-1 products), so that the first step does not; `threads` share the work.
+    /// Makes what decoding one token at a time in `mode` reads (quantized weights rearranged
+    /// for batch-1 products, in either mode), so that the first step does not; `threads`
+    /// share the work.
     func prepareForDecoding(mode: ComputeMode, threads: Int)
 }
 

@@ -137,4 +137,23 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
             }
         }
     }
+
+    /// y = x·Wᵀ (+ bias) for one row of floats (`inputs` of them) in f32: per group and
+    /// channel Σ (code − zero)·x in float, times the group's scale. Within float rounding of
+    /// the product with the dequantized weight (the order of the sums differs).
+    public func multiply(floats x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
+        let width = (quads + 1) / 2 * 8
+        let padded = UnsafeMutablePointer<Float>.allocate(capacity: width)
+        defer { padded.deallocate() }
+        padded.update(from: x, count: inputs)
+        (padded + inputs).initialize(repeating: 0, count: width - inputs)
+        let (blocks, scales, zeros) = (UnsafeRawPointer(self.blocks), UnsafePointer(self.scales), self.zeros.map { UnsafePointer($0) })
+        let (quads, groupQuads, ldg, outputs, offset, nibbles) = (self.quads, self.groupQuads, self.ldg, self.outputs, codeOffset,
+                                                                 Int32(packedNibbles ? 1 : 0))
+        let yAddress = UnsafeMutableRawPointer(y)
+        Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
+            eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, ldg, padded, bias,
+                         r.lowerBound, r.upperBound, yAddress.assumingMemoryBound(to: Float.self), outputs)
+        }
+    }
 }

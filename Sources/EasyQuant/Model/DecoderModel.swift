@@ -91,7 +91,6 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     }
 
     public func prepareForDecoding(mode: ComputeMode, threads: Int) {
-        guard mode == .int8 else { return }
         let layers = blocks.flatMap(\.linears) + [outputLayer]
         Parallel.forEach(layers.count, threads: threads) { i in
             if case .quantized(let w) = layers[i].weight { _ = w.streaming(outputIsRows: layers[i].outputIsRows) }

@@ -50,15 +50,15 @@ public struct Linear: Sendable {
     public var inFeatures: Int { outputIsRows ? weight.columns : weight.rows }
     public var outFeatures: Int { outputIsRows ? weight.rows : weight.columns }
 
-    /// Bytes of weight one row's product reads in `mode`: the streaming layout in int8 mode
-    /// when the weight has one, else the codes with their scales (and zero points), or the
+    /// Bytes of weight one row's product reads in `mode`: the streaming layout when the
+    /// weight has one (int8 mode reads its code sums too; counted in either mode), else the codes with their scales (and zero points), or the
     /// floats; outlier rows included.
     public func bytesReadPerToken(mode: ComputeMode) -> Int {
         let main: Int
         switch weight {
         case .dense(let d): main = 4 * d.rows * d.columns
         case .quantized(let q):
-            main = mode == .int8 ? (q.streaming(outputIsRows: outputIsRows)?.memoryBytes ?? q.memoryBytes) : q.memoryBytes
+            main = q.streaming(outputIsRows: outputIsRows)?.memoryBytes ?? q.memoryBytes
         }
         return main + 4 * (outliers?.count ?? 0) * outFeatures
     }
@@ -159,6 +159,15 @@ public struct Linear: Sendable {
     /// multiplied there, side by side on all threads; the weight is never expanded whole.
     private func forwardDequantizing(_ w: QuantizedWeight, _ x: UnsafePointer<Float>, _ m: Int,
                                      _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
+        if m == 1, let streaming = w.streaming(outputIsRows: outputIsRows) {
+            // One token: the codes read once in their streaming layout, nothing expanded.
+            if let bias {
+                bias.withUnsafeBufferPointer { streaming.multiply(floats: x, bias: $0.baseAddress!, into: y, threads: context.threads) }
+            } else {
+                streaming.multiply(floats: x, bias: nil, into: y, threads: context.threads)
+            }
+            return
+        }
         let n = outFeatures, k = inFeatures
         let pieces = tiles(width: Self.tileWidth, threads: context.threads)
         let yAddress = UnsafeMutableRawPointer(y)
