@@ -176,6 +176,21 @@ final class KernelMatrixVectorTests: XCTestCase {
         }
     }
 
+    /// A 4-bit weight keeps its codes two per byte in memory, and widens them to what the
+    /// file's codes are, element by element.
+    func testFourBitWeightsStayPacked() throws {
+        let (k, n) = (64, 10)
+        var rng = SeededFloats(seed: 77)
+        let w = rng.normal(k * n)
+        for method in [SymQuant(bits: 4), SimQuant(bits: 4)] as [any QuantizationMethod] {
+            let q = try w.withUnsafeBufferPointer { try method.quantize($0, layout: BlockLayout(shape: [n, k], axis: 0, granularity: .group(32))) }
+            let weight = QuantizedWeight(q)
+            XCTAssertTrue(weight.isPacked)
+            XCTAssertEqual(weight.memoryBytes, k * n / 2 + 4 * q.scales.count + 4 * (weight.zeroPoints?.count ?? 0))
+            XCTAssertEqual(weight.codes, (0..<(k * n)).map { Int8(q.code(at: $0)) })
+        }
+    }
+
     func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {
         var y = [Float](repeating: .nan, count: rows * layer.outFeatures)
         x.withUnsafeBufferPointer { xb in

@@ -60,12 +60,12 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         scales.initialize(repeating: 0, count: groups * ldg)
         zeros = w.zeroPoints == nil ? nil : .allocate(capacity: groups * ldg)
         zeros?.initialize(repeating: 0, count: groups * ldg)
-        w.codes.withUnsafeBufferPointer { codes in
+        w.withWidenedCodes { codes in
             if let weightSums {
-                eqk_gemv_s8_pack(codes.baseAddress!, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, groupQuads,
+                eqk_gemv_s8_pack(codes, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, groupQuads,
                                  blocks.assumingMemoryBound(to: Int8.self), weightSums)
             } else {
-                eqk_gemv_u4_pack(codes.baseAddress!, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, codeOffset,
+                eqk_gemv_u4_pack(codes, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, codeOffset,
                                  blocks.assumingMemoryBound(to: UInt8.self))
             }
         }

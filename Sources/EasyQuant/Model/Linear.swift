@@ -220,12 +220,12 @@ public struct Linear: Sendable {
             defer { scale.deallocate(); zero.deallocate() }
             let out = yAddress.assumingMemoryBound(to: Float.self) + m0 * n
             ScratchBuffers.shared.withBuffer(of: Int32.self, count: mb * nb) { acc in
-            w.codes.withUnsafeBufferPointer { codes in
+            w.withCodes(outputs: piece, outputIsRows: outputIsRows) { codes, ld in
                 for g in 0..<kBlocks {
                     let k0 = g * kb, kLen = min(k, k0 + kb) - k0
-                    let b = outputIsRows ? codes.baseAddress! + n0 * k + k0 : codes.baseAddress! + k0 * n + n0
+                    let b = outputIsRows ? codes + k0 : codes + k0 * ld
                     context.backend.gemmS8S8S32(transA: false, transB: outputIsRows, m: mb, n: nb, k: kLen,
-                                                a: xq.codes + m0 * k + k0, lda: k, b: b, ldb: outputIsRows ? k : n,
+                                                a: xq.codes + m0 * k + k0, lda: k, b: b, ldb: ld,
                                                 c: acc, ldc: nb)
                     for j in 0..<nb {
                         let s = blockIndex(w, output: n0 + j, input: k0)
