@@ -45,3 +45,33 @@ void eqk_gemv_u4_pack(const int8_t *src, size_t rowStride, size_t columnStride, 
         }
     }
 }
+
+void eqk_widen_nibbles(const uint8_t *packed, size_t start, size_t count, int isSigned, int8_t *out) {
+    size_t i = 0;
+    if (count > 0 && (start & 1)) {
+        // An odd first element: the high nibble of its byte.
+        uint8_t b = packed[start >> 1];
+        out[i++] = isSigned ? (int8_t)b >> 4 : (int8_t)(b >> 4);
+    }
+    const uint8_t *p = packed + ((start + i) >> 1);
+    size_t pairs = (count - i) / 2;
+    if (isSigned) {
+        for (size_t j = 0; j < pairs; j++) {
+            uint8_t b = p[j];
+            out[i + 2 * j] = (int8_t)(uint8_t)(b << 4) >> 4;
+            out[i + 2 * j + 1] = (int8_t)b >> 4;
+        }
+    } else {
+        for (size_t j = 0; j < pairs; j++) {
+            uint8_t b = p[j];
+            out[i + 2 * j] = (int8_t)(b & 0x0F);
+            out[i + 2 * j + 1] = (int8_t)(b >> 4);
+        }
+    }
+    i += 2 * pairs;
+    if (i < count) {
+        // A last element in the low nibble of its byte.
+        uint8_t b = p[pairs];
+        out[i] = isSigned ? (int8_t)(uint8_t)(b << 4) >> 4 : (int8_t)(b & 0x0F);
+    }
+}

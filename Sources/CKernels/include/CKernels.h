@@ -131,6 +131,10 @@ void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, i
                   const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
                   float *y, size_t n);
 
+/// Codes start ..< start+count of a packed 4-bit array (element e in the low nibble of byte
+/// e/2 when e is even, the high one when odd; two's complement when isSigned) as bytes.
+void eqk_widen_nibbles(const uint8_t *packed, size_t start, size_t count, int isSigned, int8_t *out);
+
 /// The name of the copy eqk_gemv_s8 runs: "avx512-vnni", "avx2" or "baseline".
 const char *eqk_gemv_isa(void);
 

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A float matrix, row-major, either viewed in place in a memory-mapped file or owned.
 public final class DenseWeight: @unchecked Sendable {
     public let rows: Int
@@ -103,22 +105,12 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// Codes of elements start ..< start+count (row-major) as signed bytes into `out`.
     func widen(from start: Int, count: Int, into out: UnsafeMutablePointer<Int8>) {
         precondition(start >= 0 && count >= 0 && start + count <= rows * columns, "codes \(start)..<\(start + count) of \(rows * columns)")
+        if count == 0 { return }
         if !isPacked {
             wide.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + start, count: count) }
             return
         }
-        let signed = isSigned
-        nibbles.withUnsafeBufferPointer { packed in
-            let p = packed.baseAddress!
-            var i = 0
-            while i < count {
-                let index = start &+ i
-                let byte = p[index >> 1]
-                let nibble = index & 1 == 0 ? byte & 0x0F : byte >> 4
-                out[i] = signed ? Int8(bitPattern: nibble << 4) >> 4 : Int8(bitPattern: nibble)
-                i &+= 1
-            }
-        }
+        nibbles.withUnsafeBufferPointer { eqk_widen_nibbles($0.baseAddress!, start, count, isSigned ? 1 : 0, out) }
     }
 
     /// Calls `body` with every code as a signed byte, row-major: in place, or a temporary
