@@ -13,7 +13,7 @@ import PackageDescription
 // Why tools version 5.4 and `.target`: from 5.5 on, SwiftPM renames every executable's entry
 // point and links `main` to it, which collides with libFuzzer's own `main`; a 5.4 executable target
 // whose code is compiled with -parse-as-library (below) has no main of its own, so libFuzzer's is used.
-let targetNames = ["safetensors", "eqm", "json", "tokenizer", "gguf"]
+let targetNames = ["safetensors", "eqm", "json", "tokenizer", "gguf", "model"]
 
 let package = Package(
     name: "EasyQuantFuzz",

@@ -345,8 +345,99 @@ def tokenizer_cut():
     return tokens, kept, types
 
 
+# ---------------------------------------------------------------------------------------------
+# model: config.json, NUL, safetensors (tiny models of every family, with their HF names)
+
+def tiny_tensors(names_shapes, seed, dtype="F32"):
+    """Seeded small values (|x| < 0.5), so a seed model runs and its logits are finite."""
+    import random
+    rng = random.Random(seed)
+    out = []
+    for name, shape in names_shapes:
+        count = 1
+        for d in shape:
+            count *= d
+        values = [rng.uniform(-0.5, 0.5) for _ in range(count)]
+        if dtype == "F32":
+            raw = struct.pack("<%df" % count, *values)
+        else:  # F16
+            raw = struct.pack("<%de" % count, *values)
+        out.append((name, dtype, shape, raw))
+    return out
+
+
+def gpt2_seed(vocab=16, positions=8, embd=8, layers=1, heads=2, inner=None):
+    inner = inner or 4 * embd
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": vocab, "n_positions": positions,
+              "n_embd": embd, "n_layer": layers, "n_head": heads, "n_inner": inner if inner != 4 * embd else None,
+              "layer_norm_epsilon": 1e-5, "bos_token_id": vocab - 1, "eos_token_id": vocab - 1}
+    t = [("transformer.wte.weight", [vocab, embd]), ("transformer.wpe.weight", [positions, embd])]
+    for i in range(layers):
+        h = "transformer.h.%d." % i
+        t += [(h + "ln_1.weight", [embd]), (h + "ln_1.bias", [embd]),
+              (h + "attn.c_attn.weight", [embd, 3 * embd]), (h + "attn.c_attn.bias", [3 * embd]),
+              (h + "attn.c_proj.weight", [embd, embd]), (h + "attn.c_proj.bias", [embd]),
+              (h + "ln_2.weight", [embd]), (h + "ln_2.bias", [embd]),
+              (h + "mlp.c_fc.weight", [embd, inner]), (h + "mlp.c_fc.bias", [inner]),
+              (h + "mlp.c_proj.weight", [inner, embd]), (h + "mlp.c_proj.bias", [embd])]
+    t += [("transformer.ln_f.weight", [embd]), ("transformer.ln_f.bias", [embd])]
+    return config, t
+
+
+def llama_seed(arch="LlamaForCausalLM", model_type="llama", vocab=16, positions=8, hidden=8, layers=1, heads=2, kv=1,
+               inner=12, tied=True, qkv_bias=False, head_dim=None, extra=None):
+    head_dim = head_dim or hidden // heads
+    config = {"architectures": [arch], "model_type": model_type, "vocab_size": vocab, "max_position_embeddings": positions,
+              "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+              "intermediate_size": inner, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": tied,
+              "bos_token_id": 0, "eos_token_id": vocab - 1}
+    if head_dim != hidden // heads:
+        config["head_dim"] = head_dim
+    config.update(extra or {})
+    t = [("model.embed_tokens.weight", [vocab, hidden])]
+    for i in range(layers):
+        p = "model.layers.%d." % i
+        t += [(p + "input_layernorm.weight", [hidden]),
+              (p + "self_attn.q_proj.weight", [heads * head_dim, hidden]),
+              (p + "self_attn.k_proj.weight", [kv * head_dim, hidden]),
+              (p + "self_attn.v_proj.weight", [kv * head_dim, hidden]),
+              (p + "self_attn.o_proj.weight", [hidden, heads * head_dim]),
+              (p + "post_attention_layernorm.weight", [hidden]),
+              (p + "mlp.gate_proj.weight", [inner, hidden]), (p + "mlp.up_proj.weight", [inner, hidden]),
+              (p + "mlp.down_proj.weight", [hidden, inner])]
+        if qkv_bias:
+            t += [(p + "self_attn.q_proj.bias", [heads * head_dim]), (p + "self_attn.k_proj.bias", [kv * head_dim]),
+                  (p + "self_attn.v_proj.bias", [kv * head_dim])]
+    t.append(("model.norm.weight", [hidden]))
+    if not tied:
+        t.append(("lm_head.weight", [vocab, hidden]))
+    return config, t
+
+
+def make_model():
+    seeds = {
+        "gpt2-1layer": gpt2_seed(),
+        "gpt2-2layers-inner": gpt2_seed(vocab=12, positions=6, embd=8, layers=2, heads=4, inner=8),
+        "llama-gqa-tied": llama_seed(),
+        "llama-untied-2layers": llama_seed(layers=2, heads=4, kv=2, tied=False),
+        "llama-head-dim": llama_seed(hidden=8, heads=2, kv=2, head_dim=6),
+        "qwen2-biases": llama_seed("Qwen2ForCausalLM", "qwen2", tied=False, qkv_bias=True),
+        "mistral-window": llama_seed("MistralForCausalLM", "mistral", extra={"sliding_window": 4}),
+        "llama-rope-parameters": llama_seed(extra={"rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}}),
+    }
+    for i, (name, (config, shapes)) in enumerate(sorted(seeds.items())):
+        dtype = "F16" if name == "llama-untied-2layers" else "F32"
+        body = safetensors_bytes(tiny_tensors(shapes, seed=i, dtype=dtype), {"format": "pt"})
+        put("model", name, json.dumps(config, indent=1).encode() + b"\x00" + body)
+    # The tiny fixtures' own configs over a model of the wrong size: refused, by name.
+    for fixture_name in ["tiny-gpt2", "tiny-llama", "tiny-qwen2"]:
+        config = read(fixture(fixture_name, "config.json"))
+        _, shapes = gpt2_seed() if fixture_name == "tiny-gpt2" else llama_seed()
+        put("model", "config-" + fixture_name, config + b"\x00" + safetensors_bytes(tiny_tensors(shapes, seed=99)))
+
+
 def main():
-    for target in ["safetensors", "eqm", "json", "tokenizer", "gguf"]:
+    for target in ["safetensors", "eqm", "json", "tokenizer", "gguf", "model"]:
         shutil.rmtree(os.path.join(OUT, target), ignore_errors=True)
         os.makedirs(os.path.join(OUT, target))
     make_safetensors()
@@ -354,6 +445,7 @@ def main():
     make_json()
     make_tokenizer()
     make_gguf()
+    make_model()
     total = 0
     for target in sorted(os.listdir(OUT)):
         files = sorted(glob.glob(os.path.join(OUT, target, "*")))

@@ -86,6 +86,19 @@ public final class SafetensorsModel: @unchecked Sendable {
         tokenizerFiles = found.map { (name: $0.0, path: $0.1) }
     }
 
+    /// A model from one safetensors file that is already open, with the config given and no
+    /// tokenizer: the model-construction fuzz target builds models from its input this way,
+    /// through the same family detection, name table and config checks as a model folder.
+    public init(file: SafetensorsFile, config: JSONValue?) {
+        path = file.path
+        directory = "."
+        shards = [file]
+        tensors = file.tensors.map { Tensor(info: $0, shard: 0) }
+        index = Dictionary(tensors.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
+        self.config = config
+        tokenizerFiles = []
+    }
+
     /// Name of the index file of a sharded checkpoint.
     public static let indexFileName = "model.safetensors.index.json"
 
