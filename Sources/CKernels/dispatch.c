@@ -11,6 +11,23 @@ enum { LEVEL_UNKNOWN = -1, LEVEL_BASELINE = 0, LEVEL_AVX2 = 1, LEVEL_AVX512 = 2 
 
 static int level = LEVEL_UNKNOWN;
 
+// Whether the CPU has AVX-512 VNNI (for eqk_gemv_s8 at the AVX-512 level): -1 unknown.
+static int vnni = -1;
+
+static int has_vnni(void) {
+    int v = __atomic_load_n(&vnni, __ATOMIC_RELAXED);
+    if (v < 0) {
+#if EQK_X86
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
+#else
+        v = 0;
+#endif
+        __atomic_store_n(&vnni, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 static int detect_cpu(void) {
 #if EQK_X86
     __builtin_cpu_init();
@@ -114,4 +131,69 @@ void eqk_column_absmax(const float *x, size_t rows, size_t cols, size_t ld, floa
 }
 void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y, size_t ldy) {
     DISPATCH(eqk_scale_columns, (x, ldx, rows, cols, factor, y, ldy))
+}
+
+// AVX-512 CPUs without VNNI run the AVX2 copy (256-bit maddubs), which reads as fast.
+void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n) {
+#if EQK_X86
+    switch (current_level()) {
+    case LEVEL_AVX512:
+        if (has_vnni())
+            return eqk_gemv_s8_vnni(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_s8_avx2(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    case LEVEL_AVX2:
+        return eqk_gemv_s8_avx2(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    default: break;
+    }
+#endif
+    eqk_gemv_s8_baseline(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+}
+
+void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n) {
+#if EQK_X86
+    switch (current_level()) {
+    case LEVEL_AVX512:
+        if (has_vnni())
+            return eqk_gemv_u4_vnni(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    case LEVEL_AVX2:
+        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    default: break;
+    }
+#endif
+    eqk_gemv_u4_baseline(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+}
+
+// Float arithmetic only: the AVX-512 copy (compiled with VNNI allowed) needs no VNNI, but
+// it lives in the VNNI file, so AVX-512 CPUs without VNNI take the AVX2 copy.
+void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                  const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
+                  float *y, size_t n) {
+#if EQK_X86
+    switch (current_level()) {
+    case LEVEL_AVX512:
+        if (has_vnni())
+            return eqk_gemv_f32_vnni(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+    case LEVEL_AVX2:
+        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+    default: break;
+    }
+#endif
+    eqk_gemv_f32_baseline(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+}
+
+const char *eqk_gemv_isa(void) {
+#if EQK_X86
+    switch (current_level()) {
+    case LEVEL_AVX512: return has_vnni() ? "avx512-vnni" : "avx2";
+    case LEVEL_AVX2: return "avx2";
+    default: break;
+    }
+#endif
+    return "baseline";
 }

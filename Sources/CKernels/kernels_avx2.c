@@ -5,5 +5,8 @@
 #define EQK_W 8
 #define EQK_NAME(f) f##_avx2
 #include "kernels_impl.h"
+#define EQK_GEMV_AVX2 1
+#define EQK_GEMV_NAME(f) f##_avx2
+#include "gemv_impl.h"
 #pragma clang attribute pop
 #endif

@@ -3,3 +3,5 @@
 #define EQK_W 4
 #define EQK_NAME(f) f##_baseline
 #include "kernels_impl.h"
+#define EQK_GEMV_NAME(f) f##_baseline
+#include "gemv_impl.h"

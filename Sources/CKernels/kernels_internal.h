@@ -31,13 +31,29 @@
     void eqk_scale_rows_##suffix(float *y, size_t ldy, const float *x, size_t ldx, size_t rows, size_t cols,  \
                                  const float *factor);
 
+#define EQK_DECLARE_GEMV(suffix)                                                                                  \
+    void eqk_gemv_s8_##suffix(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,             \
+                              const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,  \
+                              const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,     \
+                              size_t n);                                                                         \
+    void eqk_gemv_u4_##suffix(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset,             \
+                              const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,  \
+                              const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,     \
+                              size_t n);                                                                         \
+    void eqk_gemv_f32_##suffix(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset,  \
+                               const float *scale, const float *zero, size_t ldg, const float *x,                \
+                               const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
+
 #if defined(__x86_64__) && defined(__clang__)
 #define EQK_X86 1
+EQK_DECLARE_GEMV(vnni)
+EQK_DECLARE_GEMV(avx2)
 EQK_DECLARE(avx512)
 EQK_DECLARE(avx2)
 #else
 #define EQK_X86 0
 #endif
 EQK_DECLARE(baseline)
+EQK_DECLARE_GEMV(baseline)
 
 #endif

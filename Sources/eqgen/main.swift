@@ -41,6 +41,9 @@ struct EQGen: ParsableCommand {
     @Flag(help: "Print the result as JSON (no streaming).")
     var json = false
 
+    @Flag(help: "Time the decode steps per phase (matrix products, attention, output layer, the rest) and print it.")
+    var profile = false
+
     func validate() throws {
         guard (1...1_000_000).contains(generate) else { throw ValidationError("--generate must be between 1 and 1000000, not \(generate)") }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, not \(topK)") }
@@ -57,7 +60,10 @@ struct EQGen: ParsableCommand {
         guard !ids.isEmpty else { throw ValidationError("the prompt is empty after tokenization") }
         try network.checkTokens(ids, source: tokenizer ?? model)
         let kvQuantization = try loaded.kvQuantization(bits: kv.kvBits, outlierPercent: kv.kvOutliers)
-        let generator = TextGenerator(model: network, context: ComputeContext(mode: mode, backendName: computing.backend, threads: threading.threads),
+        var context = ComputeContext(mode: mode, backendName: computing.backend, threads: threading.threads)
+        let timing = profile ? ForwardProfile() : nil
+        context.profile = timing
+        let generator = TextGenerator(model: network, context: context,
                                       kvQuantization: kvQuantization, endOfText: ignoreEndOfText ? nil : tok.eosID ?? tok.endOfTextID)
         var stream = UTF8Stream()
         if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
@@ -66,20 +72,33 @@ struct EQGen: ParsableCommand {
             if !json { FileHandle.standardOutput.write(Data(stream.push(tok.decode([token])))) }
         }
         let text = tok.decodeText(result.generated)
+        let phases = timing?.seconds ?? []
         if json {
-            print(JSONValue.makeObject([
+            var fields: [(String, JSONValue)] = [
                 ("model", .string(model)), ("compute", .string(mode.rawValue)),
                 ("prompt", .string(prompt)), ("prompt_tokens", JSONValue(result.promptTokens)),
+                ("prompt_ids", JSONValue(ids.map(Int.init))),
                 ("generated_ids", JSONValue(result.generated.map(Int.init))), ("text", .string(text)),
                 ("stop", .string(result.stopReason)), ("kv_bits", kv.kvBits.map { JSONValue($0) } ?? .int(32)),
                 ("kv_bytes_per_token", .double(result.kvBytesPerToken)),
                 ("prompt_seconds", .double(result.promptSeconds)), ("decode_seconds", .double(result.decodeSeconds)),
                 ("tokens_per_second", .double(result.tokensPerSecond)),
-            ]).prettyPrinted())
+                ("prompt_tokens_per_second", .double(result.promptTokensPerSecond)),
+                ("decode_tokens_per_second", .double(result.tokensPerSecond)),
+                ("weight_bytes_per_token", JSONValue(network.weightBytesPerToken(mode: mode))),
+                ("threads", JSONValue(threading.threads)),
+            ]
+            if profile {
+                fields.append(("profile_seconds", .makeObject(phases.map { ($0.phase.rawValue, .double($0.seconds)) })))
+            }
+            print(JSONValue.makeObject(fields).prettyPrinted())
             return
         }
         FileHandle.standardOutput.write(Data(stream.flush()))
         FileHandle.standardError.write(Data(("\n\n" + "\(result.generated.count) tokens in \(Format.duration(result.decodeSeconds)) (\(Format.fixed(result.tokensPerSecond, 1)) tokens/s, stop: \(result.stopReason)); prompt \(result.promptTokens) tokens in \(Format.duration(result.promptSeconds)); KV cache \(Format.fixed(result.kvBytesPerToken / 1024, 1)) KiB per token\n").utf8))
+        for (phase, seconds) in phases {
+            FileHandle.standardError.write(Data("  \(phase.rawValue): \(Format.duration(seconds))\n".utf8))
+        }
     }
 }
 

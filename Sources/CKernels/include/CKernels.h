@@ -87,6 +87,57 @@ void eqk_column_absmax(const float *x, size_t rows, size_t cols, size_t ld, floa
 /// y[i·ldy + j] = x[i·ldx + j]·factor[j] for rows × cols.
 void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y, size_t ldy);
 
+/// Rearranges an n × k int8 matrix (element (o, i), output channel o and input i, at
+/// src[o·rowStride + i·columnStride]) into eqk_gemv_s8's streaming layout: tiles of 16
+/// output channels, each holding ⌈k/4⌉ blocks of 64 bytes (channel c's inputs 4q ..< 4q+4 at
+/// bytes 4c ..< 4c+4 of block q), tile after tile; missing channels and inputs are 0.
+/// dst holds ⌈n/16⌉·⌈k/4⌉·64 bytes. wsum[g·ldg + o] (ldg = 16·⌈n/16⌉) becomes the sum of
+/// channel o's codes over block group g (quads g·groupQuads ..< (g+1)·groupQuads).
+void eqk_gemv_s8_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k,
+                      size_t groupQuads, int8_t *dst, int32_t *wsum);
+
+/// Batch-1 int8 product in the layout of eqk_gemv_s8_pack, for tiles tile0 ..< tile1:
+/// for every output channel o < n of those tiles,
+///     y[o] = Σ_g (xscale·scale[g·ldg + o])·(Σ_{i in g} w[o,i]·x[i] − zero[g·ldg + o]·xsums[g]) (+ bias[o])
+/// with the int32 sums exact and the float steps those of eqk_rescale_int32 and eqk_add_bias
+/// (the same bits as the batch product through them). x holds 4·quads codes in −127...127
+/// (zero past k); quads and groupQuads as packed; zero and xsums together or both NULL;
+/// bias may be NULL.
+void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
+
+/// Rearranges an n × k matrix of 4-bit codes (held one per byte, element (o, i) at
+/// src[o·rowStride + i·columnStride], each plus codeOffset in 0...15) into eqk_gemv_u4's
+/// layout: tiles of 16 output channels, each holding ⌈k/8⌉ blocks of 64 bytes, where byte
+/// 4c + j of block b holds channel c's input 8b + j in its low nibble and input 8b + 4 + j in
+/// its high one; missing channels and inputs are 0. dst holds ⌈n/16⌉·⌈k/8⌉·64 bytes.
+void eqk_gemv_u4_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k, int32_t codeOffset,
+                      uint8_t *dst);
+
+/// eqk_gemv_s8 for 4-bit codes kept packed (eqk_gemv_u4_pack's layout): the same result,
+/// with code = nibble − codeOffset. groupQuads is even unless there is one group; xsums
+/// (Σ of x's codes per group) is required; zero may be NULL.
+void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
+
+/// Batch-1 product of float activations with a weight in eqk_gemv_s8_pack's layout (nibbles
+/// == 0) or eqk_gemv_u4_pack's (nibbles != 0): for every output channel o < n of tiles
+/// tile0 ..< tile1, y[o] = Σ_g scale[g·ldg + o]·Σ_{i in g} (code[o,i] − zero[g·ldg + o])·x[i]
+/// (+ bias[o]), in float, code = nibble − codeOffset for nibbles. x holds 8·⌈quads/2⌉ floats,
+/// zero past k; zero and bias may be NULL.
+void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
+                  const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
+                  float *y, size_t n);
+
+/// Codes start ..< start+count of a packed 4-bit array (element e in the low nibble of byte
+/// e/2 when e is even, the high one when odd; two's complement when isSigned) as bytes.
+void eqk_widen_nibbles(const uint8_t *packed, size_t start, size_t count, int isSigned, int8_t *out);
+
+/// The name of the copy eqk_gemv_s8 runs: "avx512-vnni", "avx2" or "baseline".
+const char *eqk_gemv_isa(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,13 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, context: ComputeContext)
     /// A cache for `capacity` tokens (default: the model's context).
     func makeCache(quantization: KVQuantization?, capacity: Int?) -> KVCache
+    /// Bytes of weights one decoded token reads in `mode`: every linear layer of the blocks
+    /// and the output layer, as its product reads them (embedding lookups not counted).
+    func weightBytesPerToken(mode: ComputeMode) -> Int
+    /// Makes what decoding one token at a time in `mode` reads (quantized weights rearranged
+    /// for batch-1 products, in either mode), so that the first step does not; `threads`
+    /// share the work.
+    func prepareForDecoding(mode: ComputeMode, threads: Int)
 }
 
 extension CausalLanguageModel {

@@ -24,10 +24,16 @@ public struct GenerationResult: Sendable {
     public var stopReason: String
     public var kvBytesPerToken: Double
 
+    /// New tokens per second of decoding (each: logits, choice, and the next step).
     public var tokensPerSecond: Double { decodeSeconds > 0 ? Double(generated.count) / decodeSeconds : 0 }
+    /// Prompt tokens per second of the prefill.
+    public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
 }
 
 /// Incremental decoding with a KV cache: the prompt in one pass, then one token at a time.
+///
+/// A profile in the context (`ComputeContext.profile`) measures the decode steps only, not
+/// the prompt.
 public struct TextGenerator {
     public var model: any CausalLanguageModel
     public var context: ComputeContext
@@ -40,10 +46,12 @@ public struct TextGenerator {
     }
 
     /// Continues `prompt` by up to `maxNewTokens` tokens, calling `onToken` as each arrives.
+    /// What decoding reads is prepared first (`prepareForDecoding`), outside the timings.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
                          onToken: ((Int32) -> Void)? = nil) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw ModelError.unsupported(origin: model.origin, reason: "the prompt is empty after tokenization") }
         try model.checkTokens(prompt, source: "the prompt")
+        model.prepareForDecoding(mode: context.mode, threads: context.threads)
         let cache = model.makeCache(quantization: kvQuantization, capacity: nil)
         var rng = SeededGenerator(seed: sampling.seed)
         let v = model.config.vocabSize, e = model.config.embeddingSize
@@ -60,7 +68,9 @@ public struct TextGenerator {
 
         let start = Date()
         var input = Array(prompt.suffix(cache.capacity - 1))
-        var hidden = model.decode(input, cache: cache, context: context)
+        var promptContext = context
+        promptContext.profile = nil
+        var hidden = model.decode(input, cache: cache, context: promptContext)
         let promptSeconds = Date().timeIntervalSince(start)
         let decodeStart = Date()
         while generated.count < maxNewTokens {

@@ -90,6 +90,17 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         blocks[layer].forward(x, layer: layer, pass)
     }
 
+    public func prepareForDecoding(mode: ComputeMode, threads: Int) {
+        let layers = blocks.flatMap(\.linears) + [outputLayer]
+        Parallel.forEach(layers.count, threads: threads) { i in
+            if case .quantized(let w) = layers[i].weight { _ = w.streaming(outputIsRows: layers[i].outputIsRows) }
+        }
+    }
+
+    public func weightBytesPerToken(mode: ComputeMode) -> Int {
+        (blocks.flatMap(\.linears) + [outputLayer]).reduce(0) { $0 + $1.bytesReadPerToken(mode: mode) }
+    }
+
     public func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         context.profile.measure(.outputLayer) { outputLayer.forward(hidden, rows: rows, into: out, context: context) }
     }
@@ -97,6 +108,8 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
 
 /// One block of a family's network.
 protocol DecoderBlock: Sendable {
+    /// The block's linear layers.
+    var linears: [Linear] { get }
     /// x ← block(x) for the `pass.tokens` rows of x (positions `pass.firstPosition` on).
     func forward(_ x: UnsafeMutablePointer<Float>, layer: Int, _ pass: BlockPass)
 }

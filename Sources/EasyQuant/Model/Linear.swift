@@ -50,6 +50,19 @@ public struct Linear: Sendable {
     public var inFeatures: Int { outputIsRows ? weight.columns : weight.rows }
     public var outFeatures: Int { outputIsRows ? weight.rows : weight.columns }
 
+    /// Bytes of weight one row's product reads in `mode`: the streaming layout when the
+    /// weight has one (int8 mode reads its code sums too; counted in either mode), else the codes with their scales (and zero points), or the
+    /// floats; outlier rows included.
+    public func bytesReadPerToken(mode: ComputeMode) -> Int {
+        let main: Int
+        switch weight {
+        case .dense(let d): main = 4 * d.rows * d.columns
+        case .quantized(let q):
+            main = q.streaming(outputIsRows: outputIsRows)?.memoryBytes ?? q.memoryBytes
+        }
+        return main + 4 * (outliers?.count ?? 0) * outFeatures
+    }
+
     /// Output channels per parallel tile when weights must be expanded or rescaled.
     static let tileWidth = 256
     /// Rows per parallel piece of the int8 product (with 256 channels, 256 KiB of int32).
@@ -146,6 +159,15 @@ public struct Linear: Sendable {
     /// multiplied there, side by side on all threads; the weight is never expanded whole.
     private func forwardDequantizing(_ w: QuantizedWeight, _ x: UnsafePointer<Float>, _ m: Int,
                                      _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
+        if m == 1, let streaming = w.streaming(outputIsRows: outputIsRows) {
+            // One token: the codes read once in their streaming layout, nothing expanded.
+            if let bias {
+                bias.withUnsafeBufferPointer { streaming.multiply(floats: x, bias: $0.baseAddress!, into: y, threads: context.threads) }
+            } else {
+                streaming.multiply(floats: x, bias: nil, into: y, threads: context.threads)
+            }
+            return
+        }
         let n = outFeatures, k = inFeatures
         let pieces = tiles(width: Self.tileWidth, threads: context.threads)
         let yAddress = UnsafeMutableRawPointer(y)
@@ -177,6 +199,15 @@ public struct Linear: Sendable {
         let kb = kBlock(w)
         let kBlocks = (k + kb - 1) / kb
         precondition(w.zeroPoints == nil || (xq.sums != nil && xq.groups == kBlocks), "activation code sums do not fit the weight's blocks")
+        if m == 1, let streaming = w.streaming(outputIsRows: outputIsRows) {
+            // One token: the matrix × vector kernel over the streaming layout (same result).
+            if let bias {
+                bias.withUnsafeBufferPointer { streaming.multiply(xq, bias: $0.baseAddress!, into: y, threads: context.threads) }
+            } else {
+                streaming.multiply(xq, bias: nil, into: y, threads: context.threads)
+            }
+            return
+        }
         let pieces = tiles(width: Self.tileWidth, threads: context.threads)
         let rowBlocks = (m + Self.rowBlock - 1) / Self.rowBlock
         let yAddress = UnsafeMutableRawPointer(y)
@@ -189,12 +220,12 @@ public struct Linear: Sendable {
             defer { scale.deallocate(); zero.deallocate() }
             let out = yAddress.assumingMemoryBound(to: Float.self) + m0 * n
             ScratchBuffers.shared.withBuffer(of: Int32.self, count: mb * nb) { acc in
-            w.codes.withUnsafeBufferPointer { codes in
+            w.withCodes(outputs: piece, outputIsRows: outputIsRows) { codes, ld in
                 for g in 0..<kBlocks {
                     let k0 = g * kb, kLen = min(k, k0 + kb) - k0
-                    let b = outputIsRows ? codes.baseAddress! + n0 * k + k0 : codes.baseAddress! + k0 * n + n0
+                    let b = outputIsRows ? codes + k0 : codes + k0 * ld
                     context.backend.gemmS8S8S32(transA: false, transB: outputIsRows, m: mb, n: nb, k: kLen,
-                                                a: xq.codes + m0 * k + k0, lda: k, b: b, ldb: outputIsRows ? k : n,
+                                                a: xq.codes + m0 * k + k0, lda: k, b: b, ldb: ld,
                                                 c: acc, ldc: nb)
                     for j in 0..<nb {
                         let s = blockIndex(w, output: n0 + j, input: k0)

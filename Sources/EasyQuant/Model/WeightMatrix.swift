@@ -1,3 +1,5 @@
+import CKernels
+
 /// A float matrix, row-major, either viewed in place in a memory-mapped file or owned.
 public final class DenseWeight: @unchecked Sendable {
     public let rows: Int
@@ -27,16 +29,21 @@ public final class DenseWeight: @unchecked Sendable {
     deinit { storage?.deallocate() }
 }
 
-/// A quantized matrix kept quantized in memory: one signed byte per code, plus the
-/// per-block scales and zero points of docs/FORMAT.md §5.2.
+/// A quantized matrix kept quantized in memory, plus the per-block scales and zero points of
+/// docs/FORMAT.md §5.2. Codes of 5 to 8 bits take a signed byte each; codes of 4 bits or
+/// fewer stay packed two per byte, as the file stores them, and are widened to bytes only a
+/// tile at a time inside the batch products (the batch-1 products read them packed).
 ///
-/// 4-bit codes are widened to a byte each on load (the matrix products take bytes), and
-/// unsigned 8-bit codes are shifted by -128 together with their zero points, which leaves
+/// Unsigned 8-bit codes are shifted by -128 together with their zero points, which leaves
 /// (q - z) unchanged and lets every code sit in an Int8.
 public final class QuantizedWeight: @unchecked Sendable {
     public let rows: Int
     public let columns: Int
-    public let codes: [Int8]
+    /// Codes of more than 4 bits, one signed byte each (empty when packed).
+    private let wide: [Int8]
+    /// Codes of 4 bits or fewer, element 2i in the low nibble of byte i (two's complement
+    /// when signed), as stored (empty otherwise).
+    private let nibbles: [UInt8]
     public let scales: [Float]
     /// Zero points after the shift, or nil when every zero point is 0.
     public let zeroPoints: [Float]?
@@ -44,22 +51,35 @@ public final class QuantizedWeight: @unchecked Sendable {
     public let blockColumns: Int
     public let scaleColumns: Int
     public let bits: Int
+    /// Whether the codes are signed (as stored; unsigned 8-bit codes are shifted here).
+    public let isSigned: Bool
     public let method: String
+    /// The batch-1 layouts made so far, by orientation (see `streaming(outputIsRows:)`).
+    private var streamingForms: [Bool: StreamingQuantizedWeight?] = [:]
+    private let streamingLock = Lock()
 
     public init(_ q: QuantizedTensor) {
         rows = q.shape[0]; columns = q.shape[1]
         let n = rows * columns
-        let shift: Int32 = (!q.isSigned && q.bits == 8) ? 128 : 0
-        var codes = [Int8](repeating: 0, count: n)
-        q.codes.withUnsafeBufferPointer { packed in
-            codes.withUnsafeMutableBufferPointer { out in
-                for i in 0..<n { out[i] = Int8(truncatingIfNeeded: CodePacking.code(in: packed, at: i, bits: q.bits, signed: q.isSigned) - shift) }
+        if CodePacking.isPacked(bits: q.bits) {
+            precondition(q.codes.count == (n + 1) / 2, "\(q.codes.count) bytes for \(n) packed codes")
+            nibbles = q.codes
+            wide = []
+        } else {
+            let shift: Int32 = (!q.isSigned && q.bits == 8) ? 128 : 0
+            var codes = [Int8](repeating: 0, count: n)
+            q.codes.withUnsafeBufferPointer { packed in
+                codes.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<n { out[i] = Int8(truncatingIfNeeded: CodePacking.code(in: packed, at: i, bits: q.bits, signed: q.isSigned) - shift) }
+                }
             }
+            wide = codes
+            nibbles = []
         }
-        self.codes = codes
+        let shift: Float = (!q.isSigned && q.bits == 8) ? 128 : 0
         scales = q.scales
         if let z = q.zeroPoints {
-            let shifted = z.map { $0 - Float(shift) }
+            let shifted = z.map { $0 - shift }
             zeroPoints = shifted.allSatisfy { $0 == 0 } ? nil : shifted
         } else {
             zeroPoints = nil
@@ -67,21 +87,100 @@ public final class QuantizedWeight: @unchecked Sendable {
         blockRows = q.layout.rows; blockColumns = q.layout.columns
         scaleColumns = q.layout.scaleShape[1]
         bits = q.bits
+        isSigned = q.isSigned
         method = q.method
     }
 
-    /// Bytes held in memory.
-    public var memoryBytes: Int { codes.count + 4 * scales.count + 4 * (zeroPoints?.count ?? 0) }
+    /// Whether the codes are held two per byte (4 bits or fewer).
+    public var isPacked: Bool { CodePacking.isPacked(bits: bits) }
+
+    /// Every code widened to a signed byte, row-major (a copy; the packed form stays).
+    public var codes: [Int8] {
+        [Int8](unsafeUninitializedCapacity: rows * columns) { out, written in
+            if rows * columns > 0 { widen(from: 0, count: rows * columns, into: out.baseAddress!) }
+            written = rows * columns
+        }
+    }
+
+    /// Codes of elements start ..< start+count (row-major) as signed bytes into `out`.
+    func widen(from start: Int, count: Int, into out: UnsafeMutablePointer<Int8>) {
+        precondition(start >= 0 && count >= 0 && start + count <= rows * columns, "codes \(start)..<\(start + count) of \(rows * columns)")
+        if count == 0 { return }
+        if !isPacked {
+            wide.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + start, count: count) }
+            return
+        }
+        nibbles.withUnsafeBufferPointer { eqk_widen_nibbles($0.baseAddress!, start, count, isSigned ? 1 : 0, out) }
+    }
+
+    /// Calls `body` with every code as a signed byte, row-major: in place, or a temporary
+    /// widened copy when packed.
+    func withWidenedCodes<R>(_ body: (UnsafePointer<Int8>) throws -> R) rethrows -> R {
+        if !isPacked { return try wide.withUnsafeBufferPointer { try body($0.baseAddress!) } }
+        let n = max(1, rows * columns)
+        let out = UnsafeMutablePointer<Int8>.allocate(capacity: n)
+        defer { out.deallocate() }
+        if rows * columns > 0 { widen(from: 0, count: rows * columns, into: out) }
+        return try body(out)
+    }
+
+    /// Calls `body` with the codes of output channels `outputs` as signed bytes: a pointer to
+    /// channel outputs.lowerBound's first code and the leading dimension, so that code (channel
+    /// lowerBound + j, input i) is at [j·ld + i] when `outputIsRows` (the matrix is [out, in]),
+    /// else at [i·ld + j]. In place, or widened into scratch memory when packed.
+    func withCodes<R>(outputs: Range<Int>, outputIsRows: Bool, _ body: (UnsafePointer<Int8>, Int) throws -> R) rethrows -> R {
+        let n = outputIsRows ? rows : columns, k = outputIsRows ? columns : rows
+        precondition(outputs.lowerBound >= 0 && outputs.upperBound <= n, "channels \(outputs) of \(n)")
+        if !isPacked {
+            return try wide.withUnsafeBufferPointer { codes in
+                try body(codes.baseAddress! + (outputIsRows ? outputs.lowerBound * k : outputs.lowerBound), outputIsRows ? k : n)
+            }
+        }
+        let nb = outputs.count
+        return try ScratchBuffers.shared.withBuffer(of: Int8.self, count: max(1, nb * k)) { tile in
+            if outputIsRows {
+                widen(from: outputs.lowerBound * k, count: nb * k, into: tile)
+                return try body(tile, k)
+            }
+            for i in 0..<k { widen(from: i * n + outputs.lowerBound, count: nb, into: tile + i * nb) }
+            return try body(tile, nb)
+        }
+    }
+
+    /// The weight rearranged for batch-1 products, made on first use and kept (nil when its
+    /// groups do not allow it). `outputIsRows` says which axis holds the output channels.
+    public func streaming(outputIsRows: Bool) -> StreamingQuantizedWeight? {
+        streamingLock.withLock {
+            if let made = streamingForms[outputIsRows] { return made }
+            let made = StreamingQuantizedWeight(self, outputIsRows: outputIsRows)
+            streamingForms[outputIsRows] = made
+            return made
+        }
+    }
+
+    /// Bytes held in memory (the codes as loaded; batch-1 layouts not included).
+    public var memoryBytes: Int { wide.count + nibbles.count + 4 * scales.count + 4 * (zeroPoints?.count ?? 0) }
 
     /// Writes rows `rowRange`, columns `columnRange` dequantized into `out` (leading dimension `ld`).
     public func dequantize(rows rowRange: Range<Int>, columns columnRange: Range<Int>,
                            into out: UnsafeMutablePointer<Float>, ld: Int) {
         let hasZeros = zeroPoints != nil
-        codes.withUnsafeBufferPointer { codes in
+        precondition(rowRange.lowerBound >= 0 && rowRange.upperBound <= rows && columnRange.lowerBound >= 0 && columnRange.upperBound <= columns,
+                     "rows \(rowRange), columns \(columnRange) of a \(rows) × \(columns) weight")
+        // Packed codes are widened one row at a time; bytes are read in place.
+        let row = UnsafeMutablePointer<Int8>.allocate(capacity: isPacked ? max(1, columnRange.count) : 1)
+        defer { row.deallocate() }
+        wide.withUnsafeBufferPointer { wideCodes in
             scales.withUnsafeBufferPointer { scales in
                 (zeroPoints ?? []).withUnsafeBufferPointer { zeros in
                 for r in rowRange {
-                    let src = codes.baseAddress! + r * columns
+                    let src: UnsafePointer<Int8>
+                    if isPacked {
+                        widen(from: r * columns + columnRange.lowerBound, count: columnRange.count, into: row)
+                        src = UnsafePointer(row) - columnRange.lowerBound
+                    } else {
+                        src = wideCodes.baseAddress! + r * columns
+                    }
                     let dst = out + (r - rowRange.lowerBound) * ld - columnRange.lowerBound
                     let scaleRow = scales.baseAddress! + (r / blockRows) * scaleColumns
                     let zeroRow = hasZeros ? zeros.baseAddress! + (r / blockRows) * scaleColumns : nil

@@ -11,6 +11,8 @@ struct GPT2Block: DecoderBlock {
     let feedForwardProjection: Linear
     let heads: CausalSelfAttention.Heads
 
+    var linears: [Linear] { [attention, attentionProjection, feedForward, feedForwardProjection] }
+
     func forward(_ x: UnsafeMutablePointer<Float>, layer: Int, _ pass: BlockPass) {
         let t = pass.tokens, e = heads.width, s = pass.scratch, context = pass.context
         let profile = context.profile

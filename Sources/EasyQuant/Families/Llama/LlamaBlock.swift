@@ -17,6 +17,8 @@ struct LlamaBlock: DecoderBlock {
     let down: Linear
     let heads: CausalSelfAttention.Heads
 
+    var linears: [Linear] { [query, key, value, output, gate, up, down] }
+
     func forward(_ x: UnsafeMutablePointer<Float>, layer: Int, _ pass: BlockPass) {
         let t = pass.tokens, e = heads.width, kv = heads.kvHeads * heads.headSize
         let s = pass.scratch, context = pass.context, profile = context.profile

@@ -1,0 +1,159 @@
+import CKernels
+
+/// A quantized weight rearranged once for batch-1 products (one token at a time, as
+/// decoding runs): tiles of 16 output channels, each a run of 64-byte blocks that the
+/// product reads front to back, with the scales (and zero points) of every input group
+/// gathered per group and channel.
+///
+/// 8-bit codes: a block holds 16 channels × 4 inputs, one byte each, and the code sums per
+/// group and channel that the VNNI kernel needs are kept (eqk_gemv_s8_pack, eqk_gemv_s8).
+/// Codes of 4 bits or fewer stay packed, two per byte: a block holds 16 channels × 8 inputs
+/// (eqk_gemv_u4_pack, eqk_gemv_u4), and the product unpacks them in registers.
+///
+/// The product is the same number, bit for bit, as `Linear`'s batch int8 product of one
+/// row: the same int32 sums per group, rescaled by the same float steps.
+public final class StreamingQuantizedWeight: @unchecked Sendable {
+    /// Output channels (n) and inputs (k).
+    public let outputs: Int
+    public let inputs: Int
+    /// Blocks of 4 inputs (k rounded up), blocks per scale group, and scale groups.
+    let quads: Int
+    let groupQuads: Int
+    let groups: Int
+    /// Tiles of 16 channels, and the padded channel count (16 · tiles), the stride of the
+    /// per-group arrays.
+    let tiles: Int
+    let ldg: Int
+    /// Whether codes are held two per byte, and what was added to make them 0...15.
+    public let packedNibbles: Bool
+    let codeOffset: Int32
+    /// Bytes of one tile.
+    let tileBytes: Int
+    private let blocks: UnsafeMutableRawPointer
+    private let weightSums: UnsafeMutablePointer<Int32>?
+    private let scales: UnsafeMutablePointer<Float>
+    private let zeros: UnsafeMutablePointer<Float>?
+
+    /// Rearranges `w` (stored [out, in] when `outputIsRows`, else [in, out]); nil when its
+    /// scale groups along the input cannot be cut into blocks of 4 inputs (a group size
+    /// that is not a multiple of 4 and smaller than the whole input). Codes of 4 bits or
+    /// fewer are kept packed when `packNibbles` and their groups hold whole blocks of 8
+    /// inputs (or there is one group); otherwise they take a byte each.
+    public init?(_ w: QuantizedWeight, outputIsRows: Bool, packNibbles: Bool = true) {
+        let n = outputIsRows ? w.rows : w.columns, k = outputIsRows ? w.columns : w.rows
+        guard n > 0, k > 0 else { return nil }
+        let kb = min(k, outputIsRows ? w.blockColumns : w.blockRows)
+        guard kb == k || kb % 4 == 0 else { return nil }
+        outputs = n; inputs = k
+        quads = (k + 3) / 4
+        groupQuads = kb == k ? quads : kb / 4
+        groups = (quads + groupQuads - 1) / groupQuads
+        precondition(groups == (k + kb - 1) / kb)
+        tiles = (n + 15) / 16
+        ldg = tiles * 16
+        packedNibbles = packNibbles && w.bits <= 4 && (groups == 1 || groupQuads % 2 == 0)
+        codeOffset = packedNibbles && w.isSigned ? 8 : 0
+        tileBytes = packedNibbles ? (quads + 1) / 2 * 64 : quads * 64
+        blocks = .allocate(byteCount: tiles * tileBytes, alignment: 64)
+        weightSums = packedNibbles ? nil : .allocate(capacity: groups * ldg)
+        scales = .allocate(capacity: groups * ldg)
+        scales.initialize(repeating: 0, count: groups * ldg)
+        zeros = w.zeroPoints == nil ? nil : .allocate(capacity: groups * ldg)
+        zeros?.initialize(repeating: 0, count: groups * ldg)
+        w.withWidenedCodes { codes in
+            if let weightSums {
+                eqk_gemv_s8_pack(codes, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, groupQuads,
+                                 blocks.assumingMemoryBound(to: Int8.self), weightSums)
+            } else {
+                eqk_gemv_u4_pack(codes, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, codeOffset,
+                                 blocks.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        // The scale of (channel o, group g) is the one the batch product uses for the
+        // group's first input.
+        for g in 0..<groups {
+            let k0 = g * kb
+            for o in 0..<n {
+                let s = outputIsRows ? (o / w.blockRows) * w.scaleColumns + k0 / w.blockColumns
+                                     : (k0 / w.blockRows) * w.scaleColumns + o / w.blockColumns
+                scales[g * ldg + o] = w.scales[s]
+                zeros?[g * ldg + o] = w.zeroPoints![s]
+            }
+        }
+    }
+
+    deinit {
+        blocks.deallocate(); weightSums?.deallocate(); scales.deallocate(); zeros?.deallocate()
+    }
+
+    /// Bytes held: the blocks, and the per-group sums (8-bit), scales and zero points.
+    public var memoryBytes: Int {
+        tiles * tileBytes + groups * ldg * (4 + (weightSums == nil ? 0 : 4) + (zeros == nil ? 0 : 4))
+    }
+
+    /// The instruction set the product runs with ("avx512-vnni", "avx2" or "baseline").
+    public static var instructionSet: String { String(cString: eqk_gemv_isa()) }
+
+    /// y = x·Wᵀ (+ bias) for the one row of `x` (quantized with groups of this weight's
+    /// group size, with code sums when the weight has zero points), the output channels
+    /// split over `threads` threads in runs of whole tiles. y holds `outputs` floats.
+    public func multiply(_ x: QuantizedActivations, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
+        precondition(x.rows == 1 && x.columns == inputs, "a batch-1 product takes one row of \(inputs) inputs")
+        precondition(zeros == nil || (x.sums != nil && x.groups == groups), "activation code sums do not fit the weight's groups")
+        // x with zeros up to whole blocks (8 inputs for packed nibbles, else 4).
+        let width = packedNibbles ? (quads + 1) / 2 * 8 : quads * 4
+        let padded = UnsafeMutablePointer<Int8>.allocate(capacity: width)
+        defer { padded.deallocate() }
+        padded.update(from: x.codes, count: inputs)
+        (padded + inputs).initialize(repeating: 0, count: width - inputs)
+        // Packed nibbles need Σ of x's codes per group (code = nibble − offset); these are the
+        // integers x.sums holds when it has them.
+        let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: groups) : nil
+        defer { ownSums?.deallocate() }
+        if let ownSums {
+            for g in 0..<groups {
+                var s: Int32 = 0
+                for i in (g * groupQuads * 4)..<min(inputs, (g + 1) * groupQuads * 4) { s &+= Int32(padded[i]) }
+                ownSums[g] = s
+            }
+        }
+        let sums = ownSums.map { UnsafePointer($0) } ?? (zeros == nil ? nil : UnsafePointer(x.sums!))
+        let xscale = x.scales[0]
+        let (blocks, weightSums, scales, zeros) = (UnsafePointer(self.blocks.assumingMemoryBound(to: Int8.self)),
+                                                  self.weightSums.map { UnsafePointer($0) }, UnsafePointer(self.scales),
+                                                  self.zeros.map { UnsafePointer($0) })
+        let (quads, groupQuads, ldg, outputs, offset) = (self.quads, self.groupQuads, self.ldg, self.outputs, codeOffset)
+        let yAddress = UnsafeMutableRawPointer(y)
+        let nibbles = UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self)
+        // At least 4 tiles (64 channels) per piece: smaller pieces cost more to hand out than to compute.
+        Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
+            let out = yAddress.assumingMemoryBound(to: Float.self)
+            if let weightSums {
+                eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, ldg, padded, xscale, sums, bias,
+                            r.lowerBound, r.upperBound, out, outputs)
+            } else {
+                eqk_gemv_u4(nibbles, quads, groupQuads, offset, scales, zeros, ldg, padded, xscale, sums, bias,
+                            r.lowerBound, r.upperBound, out, outputs)
+            }
+        }
+    }
+
+    /// y = x·Wᵀ (+ bias) for one row of floats (`inputs` of them) in f32: per group and
+    /// channel Σ (code − zero)·x in float, times the group's scale. Within float rounding of
+    /// the product with the dequantized weight (the order of the sums differs).
+    public func multiply(floats x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
+        let width = (quads + 1) / 2 * 8
+        let padded = UnsafeMutablePointer<Float>.allocate(capacity: width)
+        defer { padded.deallocate() }
+        padded.update(from: x, count: inputs)
+        (padded + inputs).initialize(repeating: 0, count: width - inputs)
+        let (blocks, scales, zeros) = (UnsafeRawPointer(self.blocks), UnsafePointer(self.scales), self.zeros.map { UnsafePointer($0) })
+        let (quads, groupQuads, ldg, outputs, offset, nibbles) = (self.quads, self.groupQuads, self.ldg, self.outputs, codeOffset,
+                                                                 Int32(packedNibbles ? 1 : 0))
+        let yAddress = UnsafeMutableRawPointer(y)
+        Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
+            eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, ldg, padded, bias,
+                         r.lowerBound, r.upperBound, yAddress.assumingMemoryBound(to: Float.self), outputs)
+        }
+    }
+}

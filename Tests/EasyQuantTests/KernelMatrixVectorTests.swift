@@ -1,0 +1,201 @@
+import EasyQuant
+import XCTest
+
+/// The batch-1 int8 product (`StreamingQuantizedWeight`, eqk_gemv_s8) against the batch int8
+/// product of the same row bit for bit, and against the dequantized product computed here
+/// in double, on every instruction set this CPU has, odd shapes, both weight orientations,
+/// symmetric and zero-point codes, per-channel and grouped scales, and 1 to 3 threads.
+final class KernelMatrixVectorTests: XCTestCase {
+    override func tearDown() {
+        VectorOps.useInstructionSet("auto")
+        super.tearDown()
+    }
+
+    /// (inputs k, outputs n): neither a multiple of 4 nor of 16 in most, and wider than one
+    /// tile and one group in several.
+    static let shapes = [(1, 1), (3, 5), (37, 29), (67, 33), (130, 17), (96, 48), (257, 70)]
+
+    struct Case {
+        var name: String
+        var method: any QuantizationMethod
+        var granularity: Granularity
+    }
+
+    static let cases = [
+        Case(name: "absmax channel", method: AbsMax(), granularity: .channel),
+        Case(name: "absmax group:32", method: AbsMax(), granularity: .group(32)),
+        Case(name: "simquant 8 channel", method: SimQuant(bits: 8), granularity: .channel),
+        Case(name: "simquant 4 group:8", method: SimQuant(bits: 4), granularity: .group(8)),
+        Case(name: "symquant 4 group:32", method: SymQuant(bits: 4), granularity: .group(32)),
+        Case(name: "absmax 4 channel", method: AbsMax(bits: 4), granularity: .channel),
+        Case(name: "simquant 3 group:12 (4-bit blocks, codes a byte each)", method: SimQuant(bits: 3), granularity: .group(12)),
+        Case(name: "zeropoint 8 tensor", method: ZeroPoint(bits: 8), granularity: .tensor),
+        Case(name: "absmax group:6 (no streaming layout)", method: AbsMax(), granularity: .group(6)),
+    ]
+
+    func linear(_ c: Case, k: Int, n: Int, outputIsRows: Bool, seed: UInt64) throws -> (Linear, QuantizedTensor) {
+        var rng = SeededFloats(seed: seed)
+        var w = rng.normal(k * n, std: 0.3)
+        // An all-negative channel gives zero points outside the code range.
+        for i in 0..<k { w[outputIsRows ? i : i * n] = -abs(w[outputIsRows ? i : i * n]) - 0.1 }
+        let layout = BlockLayout(shape: outputIsRows ? [n, k] : [k, n], axis: outputIsRows ? 0 : 1, granularity: c.granularity)
+        let q = try w.withUnsafeBufferPointer { try c.method.quantize($0, layout: layout) }
+        let bias = seed % 2 == 0 ? rng.normal(n) : nil
+        return (Linear(weight: .quantized(QuantizedWeight(q)), outputIsRows: outputIsRows, bias: bias), q)
+    }
+
+    func testBatchOneEqualsTheBatchProductExactly() throws {
+        var checked = 0, streamed = 0
+        for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
+            var seed: UInt64 = 1
+            for c in Self.cases {
+                for (k, n) in Self.shapes {
+                    for outputIsRows in [false, true] {
+                        seed += 1
+                        let (layer, q) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
+                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
+                        if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
+                        var rng = SeededFloats(seed: seed &* 7)
+                        let x = rng.normal(2 * k)
+                        for threads in [1, 2, 3] {
+                            let context = ComputeContext(mode: .int8, threads: threads)
+                            let batch = run(layer, x, rows: 2, context)
+                            let single = run(layer, Array(x[0..<k]), rows: 1, context)
+                            let label = "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)"
+                            XCTAssertEqual(single.map(\.bitPattern), batch[0..<n].map(\.bitPattern), label)
+                            // Against the definition: Σ_i x̂_i·ŵ_i in double from the dequantized codes.
+                            let xq = x.withUnsafeBufferPointer {
+                                QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: k, withSums: false, threads: 1)
+                            }
+                            let wd = q.dequantized()
+                            var scaleOfY = 1e-30
+                            var expected = [Double](repeating: 0, count: n)
+                            for o in 0..<n {
+                                var s = Double(layer.bias?[o] ?? 0)
+                                for i in 0..<k {
+                                    s += Double(xq.codes[i]) * Double(xq.scales[0]) * Double(wd[outputIsRows ? o * k + i : i * n + o])
+                                }
+                                expected[o] = s
+                                scaleOfY = max(scaleOfY, abs(s))
+                            }
+                            let error = zip(single, expected).map { abs(Double($0) - $1) }.max()!
+                            XCTAssertLessThan(error / scaleOfY, 1e-5, label)
+                            checked += 1
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 0)
+        XCTAssertGreaterThan(streamed, 0, "the streaming layout was never used")
+    }
+
+    /// A group size that is not a multiple of 4 (and smaller than the input) has no
+    /// streaming layout; per-channel and group:32 weights have one.
+    func testWhichWeightsStream() throws {
+        let c = Self.cases
+        let (a, _) = try linear(c[0], k: 37, n: 29, outputIsRows: true, seed: 1)
+        let (g, _) = try linear(c.last!, k: 37, n: 29, outputIsRows: false, seed: 1)
+        let (h, _) = try linear(c[1], k: 96, n: 29, outputIsRows: false, seed: 1)
+        guard case .quantized(let aw) = a.weight, case .quantized(let gw) = g.weight, case .quantized(let hw) = h.weight else { return XCTFail() }
+        XCTAssertNotNil(aw.streaming(outputIsRows: true))
+        XCTAssertNil(gw.streaming(outputIsRows: false))
+        let s = try XCTUnwrap(hw.streaming(outputIsRows: false))
+        XCTAssertEqual(s.outputs, 29)
+        XCTAssertEqual(s.inputs, 96)
+        // 2 tiles × 24 blocks of 64 bytes, and per group (3) and padded channel (32): sums and scales.
+        XCTAssertEqual(s.memoryBytes, 2 * 24 * 64 + 3 * 32 * 8)
+    }
+
+    /// f32 mode at one row (the codes read in the streaming layout, float sums) stays within
+    /// 1e-5 of the largest output of the batch product through the dequantized weight.
+    func testBatchOneFloatProductIsWithinRoundingOfTheBatchProduct() throws {
+        var seed: UInt64 = 900, streamed = 0
+        for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
+            for c in Self.cases {
+                for (k, n) in Self.shapes {
+                    for outputIsRows in [false, true] {
+                        seed += 1
+                        let (layer, _) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
+                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
+                        if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
+                        var rng = SeededFloats(seed: seed)
+                        let x = rng.normal(2 * k)
+                        for threads in [1, 2, 3] {
+                            let context = ComputeContext(mode: .f32, threads: threads)
+                            let batch = Array(run(layer, x, rows: 2, context)[0..<n])
+                            let single = run(layer, Array(x[0..<k]), rows: 1, context)
+                            let scale = max(1e-30, batch.map { abs(Double($0)) }.max()!)
+                            let error = zip(single, batch).map { abs(Double($0) - Double($1)) }.max()!
+                            XCTAssertLessThan(error / scale, 1e-5, "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)")
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(streamed, 0, "the streaming layout was never used")
+    }
+
+    /// 4-bit codes kept two per byte give the same product, bit for bit, as the same codes
+    /// widened to a byte each, on every set, and take half the bytes.
+    func testPackedFourBitEqualsWidened() throws {
+        var seed: UInt64 = 500
+        for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
+            for c in Self.cases where c.method.bits <= 4 {
+                for (k, n) in Self.shapes {
+                    for outputIsRows in [false, true] {
+                        seed += 1
+                        let (layer, _) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
+                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
+                        let widened = try XCTUnwrap(StreamingQuantizedWeight(w, outputIsRows: outputIsRows, packNibbles: false))
+                        let packed = try XCTUnwrap(StreamingQuantizedWeight(w, outputIsRows: outputIsRows))
+                        XCTAssertFalse(widened.packedNibbles)
+                        let label = "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows)"
+                        if c.name.contains("group:12") && k > 12 { XCTAssertFalse(packed.packedNibbles, label); continue }
+                        XCTAssertTrue(packed.packedNibbles, label)
+                        var rng = SeededFloats(seed: seed)
+                        let x = rng.normal(k)
+                        let xq = x.withUnsafeBufferPointer {
+                            QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: min(k, outputIsRows ? w.blockColumns : w.blockRows),
+                                                 withSums: w.zeroPoints != nil, threads: 1)
+                        }
+                        for threads in [1, 2] {
+                            var a = [Float](repeating: .nan, count: n), b = [Float](repeating: .nan, count: n)
+                            a.withUnsafeMutableBufferPointer { widened.multiply(xq, bias: nil, into: $0.baseAddress!, threads: threads) }
+                            b.withUnsafeMutableBufferPointer { packed.multiply(xq, bias: nil, into: $0.baseAddress!, threads: threads) }
+                            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), label)
+                        }
+                        if k >= 96 {
+                            // Half the code bytes (blocks of 8 inputs instead of 4 padded); the per-group
+                            // scales (and zero points) stay, the code sums go.
+                            XCTAssertLessThanOrEqual(Double(packed.memoryBytes), 0.62 * Double(widened.memoryBytes), label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A 4-bit weight keeps its codes two per byte in memory, and widens them to what the
+    /// file's codes are, element by element.
+    func testFourBitWeightsStayPacked() throws {
+        let (k, n) = (64, 10)
+        var rng = SeededFloats(seed: 77)
+        let w = rng.normal(k * n)
+        for method in [SymQuant(bits: 4), SimQuant(bits: 4)] as [any QuantizationMethod] {
+            let q = try w.withUnsafeBufferPointer { try method.quantize($0, layout: BlockLayout(shape: [n, k], axis: 0, granularity: .group(32))) }
+            let weight = QuantizedWeight(q)
+            XCTAssertTrue(weight.isPacked)
+            XCTAssertEqual(weight.memoryBytes, k * n / 2 + 4 * q.scales.count + 4 * (weight.zeroPoints?.count ?? 0))
+            XCTAssertEqual(weight.codes, (0..<(k * n)).map { Int8(q.code(at: $0)) })
+        }
+    }
+
+    func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {
+        var y = [Float](repeating: .nan, count: rows * layer.outFeatures)
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { layer.forward(xb.baseAddress!, rows: rows, into: $0.baseAddress!, context: context) }
+        }
+        return y
+    }
+}
