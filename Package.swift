@@ -43,9 +43,11 @@ let package = Package(
         // EasyQuant's own element-wise kernels in C, compiled for AVX-512, AVX2 and the
         // baseline, the copy picked at run time (Sources/CKernels/dispatch.c).
         .target(name: "CKernels"),
+        // A pool of worker threads that poll briefly for work before they sleep (Parallel.swift).
+        .target(name: "CThreads"),
         .target(
             name: "EasyQuant",
-            dependencies: ["CZstd", "CDNNL", "CLibCrypto", "CKernels"],
+            dependencies: ["CZstd", "CDNNL", "CLibCrypto", "CKernels", "CThreads"],
             // Release builds keep every precondition and overflow check: a hostile model file
             // must meet a check, not undefined behaviour. Hot kernels use wrapping arithmetic
             // (&+, &*) and unsafe buffers locally, with their bounds checked once at entry.

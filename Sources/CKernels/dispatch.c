@@ -133,58 +133,63 @@ void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, con
     DISPATCH(eqk_scale_columns, (x, ldx, rows, cols, factor, y, ldy))
 }
 
+void eqk_attend_one(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v, size_t ldv,
+                    size_t keys, float scale, float *scores, float *out) {
+    DISPATCH(eqk_attend_one, (q, group, d, k, ldk, v, ldv, keys, scale, scores, out))
+}
+
 // AVX-512 CPUs without VNNI run the AVX2 copy (256-bit maddubs), which reads as fast.
 void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,
-                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *zero, const int8_t *x, float xscale, const int32_t *xsums,
                  const float *bias, size_t tile0, size_t tile1, float *y, size_t n) {
 #if EQK_X86
     switch (current_level()) {
     case LEVEL_AVX512:
         if (has_vnni())
-            return eqk_gemv_s8_vnni(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
-        return eqk_gemv_s8_avx2(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+            return eqk_gemv_s8_vnni(w, quads, groupQuads, wsum, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_s8_avx2(w, quads, groupQuads, wsum, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
     case LEVEL_AVX2:
-        return eqk_gemv_s8_avx2(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_s8_avx2(w, quads, groupQuads, wsum, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
     default: break;
     }
 #endif
-    eqk_gemv_s8_baseline(w, quads, groupQuads, wsum, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    eqk_gemv_s8_baseline(w, quads, groupQuads, wsum, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
 }
 
 void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
-                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *zero, const int8_t *x, float xscale, const int32_t *xsums,
                  const float *bias, size_t tile0, size_t tile1, float *y, size_t n) {
 #if EQK_X86
     switch (current_level()) {
     case LEVEL_AVX512:
         if (has_vnni())
-            return eqk_gemv_u4_vnni(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
-        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+            return eqk_gemv_u4_vnni(w, quads, groupQuads, codeOffset, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
     case LEVEL_AVX2:
-        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+        return eqk_gemv_u4_avx2(w, quads, groupQuads, codeOffset, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
     default: break;
     }
 #endif
-    eqk_gemv_u4_baseline(w, quads, groupQuads, codeOffset, scale, zero, ldg, x, xscale, xsums, bias, tile0, tile1, y, n);
+    eqk_gemv_u4_baseline(w, quads, groupQuads, codeOffset, scale, zero, x, xscale, xsums, bias, tile0, tile1, y, n);
 }
 
 // Float arithmetic only: the AVX-512 copy (compiled with VNNI allowed) needs no VNNI, but
 // it lives in the VNNI file, so AVX-512 CPUs without VNNI take the AVX2 copy.
 void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
-                  const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
+                  const float *zero, const float *x, const float *bias, size_t tile0, size_t tile1,
                   float *y, size_t n) {
 #if EQK_X86
     switch (current_level()) {
     case LEVEL_AVX512:
         if (has_vnni())
-            return eqk_gemv_f32_vnni(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
-        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+            return eqk_gemv_f32_vnni(w, nibbles, quads, groupQuads, codeOffset, scale, zero, x, bias, tile0, tile1, y, n);
+        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, x, bias, tile0, tile1, y, n);
     case LEVEL_AVX2:
-        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+        return eqk_gemv_f32_avx2(w, nibbles, quads, groupQuads, codeOffset, scale, zero, x, bias, tile0, tile1, y, n);
     default: break;
     }
 #endif
-    eqk_gemv_f32_baseline(w, nibbles, quads, groupQuads, codeOffset, scale, zero, ldg, x, bias, tile0, tile1, y, n);
+    eqk_gemv_f32_baseline(w, nibbles, quads, groupQuads, codeOffset, scale, zero, x, bias, tile0, tile1, y, n);
 }
 
 const char *eqk_gemv_isa(void) {

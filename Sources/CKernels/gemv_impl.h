@@ -150,7 +150,12 @@ static inline __attribute__((always_inline)) gemv_vf gemv_rescale(gemv_vf acc, g
 
 /// y[n0 ..< n0 + 16] (as far as n) = acc (+ bias), as eqk_add_bias adds it.
 static inline __attribute__((always_inline)) void gemv_store(gemv_vf acc, const float *bias, size_t n0, float *y, size_t n) {
-    size_t count = n - n0 < 16 ? n - n0 : 16;
+    if (n - n0 >= 16) {  // a whole tile: one load of the bias, one store
+        if (bias != NULL) acc = acc + gemv_load_f(bias + n0);
+        memcpy(y + n0, &acc, sizeof acc);
+        return;
+    }
+    size_t count = n - n0;
     if (bias != NULL) {
         float b[16] = {0};
         memcpy(b, bias + n0, count * sizeof(float));
@@ -160,7 +165,7 @@ static inline __attribute__((always_inline)) void gemv_store(gemv_vf acc, const 
 }
 
 void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset,
-                                const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,
+                                const float *scale, const float *zero, const int8_t *x, float xscale,
                                 const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,
                                 size_t n) {
     size_t groups = (quads + groupQuads - 1) / groupQuads, octets = (quads + 1) / 2;
@@ -173,14 +178,14 @@ void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuad
             size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
             // Σ (u − c)·x = Σ u·x − c·Σx; the padding past k holds x = 0.
             gemv_vi sum = gemv_tile_sum_u4(tile, x, q0 / 2, (q1 + 1) / 2) - codeOffset * xsums[g];
-            acc = gemv_rescale(acc, sum, g, sxv, scale + g * ldg + n0, zero == NULL ? NULL : zero + g * ldg + n0, xsums);
+            acc = gemv_rescale(acc, sum, g, sxv, scale + (t * groups + g) * 16, zero == NULL ? NULL : zero + (t * groups + g) * 16, xsums);
         }
         gemv_store(acc, bias, n0, y, n);
     }
 }
 
 void EQK_GEMV_NAME(eqk_gemv_s8)(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,
-                                const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,
+                                const float *scale, const float *zero, const int8_t *x, float xscale,
                                 const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,
                                 size_t n) {
     size_t groups = (quads + groupQuads - 1) / groupQuads;
@@ -191,8 +196,8 @@ void EQK_GEMV_NAME(eqk_gemv_s8)(const int8_t *w, size_t quads, size_t groupQuads
         gemv_vf acc = {0};
         for (size_t g = 0; g < groups; g++) {
             size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
-            gemv_vi sum = gemv_tile_sum(tile, x, q0, q1, wsum + g * ldg + n0);
-            acc = gemv_rescale(acc, sum, g, sxv, scale + g * ldg + n0, zero == NULL ? NULL : zero + g * ldg + n0, xsums);
+            gemv_vi sum = gemv_tile_sum(tile, x, q0, q1, wsum + (t * groups + g) * 16);
+            acc = gemv_rescale(acc, sum, g, sxv, scale + (t * groups + g) * 16, zero == NULL ? NULL : zero + (t * groups + g) * 16, xsums);
         }
         gemv_store(acc, bias, n0, y, n);
     }
@@ -219,7 +224,7 @@ static inline __attribute__((always_inline)) gemv_vf gemv_f32_nibbles(gemv_vf f,
 }
 
 void EQK_GEMV_NAME(eqk_gemv_f32)(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset,
-                                 const float *scale, const float *zero, size_t ldg, const float *x, const float *bias,
+                                 const float *scale, const float *zero, const float *x, const float *bias,
                                  size_t tile0, size_t tile1, float *y, size_t n) {
     size_t groups = (quads + groupQuads - 1) / groupQuads;
     size_t tileBytes = nibbles ? (quads + 1) / 2 * 64 : quads * 64;
@@ -231,7 +236,7 @@ void EQK_GEMV_NAME(eqk_gemv_f32)(const void *w, int nibbles, size_t quads, size_
             size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
             // The zero point (and, for packed nibbles, the offset) is taken off each code, so
             // no large sums cancel.
-            gemv_vf z = (zero != NULL ? gemv_load_f(zero + g * ldg + n0) : (gemv_vf){0}) + (float)(nibbles ? codeOffset : 0);
+            gemv_vf z = (zero != NULL ? gemv_load_f(zero + (t * groups + g) * 16) : (gemv_vf){0}) + (float)(nibbles ? codeOffset : 0);
             gemv_vf f0 = {0}, f1 = {0};
             if (nibbles) {
                 for (size_t q = q0; q < q1; q += 2) {
@@ -255,7 +260,7 @@ void EQK_GEMV_NAME(eqk_gemv_f32)(const void *w, int nibbles, size_t quads, size_
                     f0 = gemv_f32_quad(f0, v0, z, x + 4 * q);
                 }
             }
-            gemv_vf v = gemv_load_f(scale + g * ldg + n0) * (f0 + f1);
+            gemv_vf v = gemv_load_f(scale + (t * groups + g) * 16) * (f0 + f1);
             acc = g == 0 ? v : acc + v;
         }
         gemv_store(acc, bias, n0, y, n);

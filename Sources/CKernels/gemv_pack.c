@@ -6,16 +6,16 @@
 
 void eqk_gemv_s8_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k,
                       size_t groupQuads, int8_t *dst, int32_t *wsum) {
-    size_t quads = (k + 3) / 4, tiles = (n + 15) / 16, ldg = tiles * 16;
+    size_t quads = (k + 3) / 4, tiles = (n + 15) / 16;
     size_t groups = (quads + groupQuads - 1) / groupQuads;
     memset(dst, 0, tiles * quads * 64);
-    memset(wsum, 0, groups * ldg * sizeof(int32_t));
+    memset(wsum, 0, groups * tiles * 16 * sizeof(int32_t));
     for (size_t t = 0; t < tiles; t++) {
         int8_t *tile = dst + t * quads * 64;
         size_t outputs = n - t * 16 < 16 ? n - t * 16 : 16;
         for (size_t q = 0; q < quads; q++) {
             size_t inputs = k - 4 * q < 4 ? k - 4 * q : 4;
-            int32_t *sums = wsum + (q / groupQuads) * ldg + t * 16;
+            int32_t *sums = wsum + (t * groups + q / groupQuads) * 16;
             for (size_t o = 0; o < outputs; o++) {
                 const int8_t *row = src + (t * 16 + o) * rowStride + 4 * q * columnStride;
                 for (size_t j = 0; j < inputs; j++) {

@@ -383,3 +383,37 @@ void EQK_NAME(eqk_scale_columns)(const float *x, size_t ldx, size_t rows, size_t
         for (; j < cols; j++) dst[j] = src[j] * factor[j];
     }
 }
+
+/// Σ_c a[c]·b[c] over n floats.
+EQK_INLINE float dot(const float *a, const float *b, size_t n) {
+    vf s0 = {0}, s1 = {0};
+    size_t c = 0;
+    for (; c + 2 * W <= n; c += 2 * W) { s0 += load(a + c) * load(b + c); s1 += load(a + c + W) * load(b + c + W); }
+    for (; c + W <= n; c += W) s0 += load(a + c) * load(b + c);
+    float s = hsum(s0 + s1);
+    for (; c < n; c++) s += a[c] * b[c];
+    return s;
+}
+
+void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v,
+                              size_t ldv, size_t keys, float scale, float *scores, float *out) {
+    for (size_t h = 0; h < group; h++) {
+        const float *qh = q + h * d;
+        float *oh = out + h * d;
+        for (size_t t = 0; t < keys; t++) scores[t] = dot(qh, k + t * ldk, d);
+        float m = scale * row_max(scores, keys);
+        float inverse = 1.0f / exp_shifted(scores, keys, scale, m);
+        memset(oh, 0, d * sizeof(float));
+        for (size_t t = 0; t < keys; t++) {
+            const float *vt = v + t * ldv;
+            vf p = splat(scores[t]);
+            size_t c = 0;
+            for (; c + W <= d; c += W) store(oh + c, load(oh + c) + p * load(vt + c));
+            for (; c < d; c++) oh[c] += scores[t] * vt[c];
+        }
+        vf iv = splat(inverse);
+        size_t c = 0;
+        for (; c + W <= d; c += W) store(oh + c, load(oh + c) * iv);
+        for (; c < d; c++) oh[c] *= inverse;
+    }
+}

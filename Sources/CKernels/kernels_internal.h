@@ -29,19 +29,22 @@
     void eqk_scale_columns_##suffix(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, \
                                     float *y, size_t ldy);                                                    \
     void eqk_scale_rows_##suffix(float *y, size_t ldy, const float *x, size_t ldx, size_t rows, size_t cols,  \
-                                 const float *factor);
+                                 const float *factor);                                                       \
+    void eqk_attend_one_##suffix(const float *q, size_t group, size_t d, const float *k, size_t ldk,           \
+                                 const float *v, size_t ldv, size_t keys, float scale, float *scores,         \
+                                 float *out);
 
 #define EQK_DECLARE_GEMV(suffix)                                                                                  \
     void eqk_gemv_s8_##suffix(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,             \
-                              const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,  \
+                              const float *scale, const float *zero, const int8_t *x, float xscale,  \
                               const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,     \
                               size_t n);                                                                         \
     void eqk_gemv_u4_##suffix(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset,             \
-                              const float *scale, const float *zero, size_t ldg, const int8_t *x, float xscale,  \
+                              const float *scale, const float *zero, const int8_t *x, float xscale,  \
                               const int32_t *xsums, const float *bias, size_t tile0, size_t tile1, float *y,     \
                               size_t n);                                                                         \
     void eqk_gemv_f32_##suffix(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset,  \
-                               const float *scale, const float *zero, size_t ldg, const float *x,                \
+                               const float *scale, const float *zero, const float *x,                \
                                const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
 
 #if defined(__x86_64__) && defined(__clang__)

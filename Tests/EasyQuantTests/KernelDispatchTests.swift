@@ -160,4 +160,31 @@ final class KernelDispatchTests: XCTestCase {
             XCTAssertEqual(b, (0..<(rows * cols)).map { $0 % cols == cols - 1 ? x[$0] : x[$0] + gamma[$0 % cols] }, set)
         }
     }
+
+    /// Decoding's attention of one token (eqk_attend_one) against softmax attention in
+    /// double, on head sizes and key counts with vector tails, with several query heads per
+    /// key/value head and rows wider than a head (the cache's layout).
+    func testAttentionOfOneTokenOnEverySet() {
+        var rng = SeededGenerator(seed: 5)
+        for (group, d, count, ld) in [(1, 64, 37, 192), (3, 20, 1, 20), (2, 7, 50, 9), (1, 128, 300, 128)] {
+            let q = (0..<(group * d)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let k = (0..<(count * ld)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let v = (0..<(count * ld)).map { _ in Float.random(in: -3...3, using: &rng) }
+            let scale = 1 / Float(d).squareRoot()
+            var expected = [Double](repeating: 0, count: group * d)
+            for h in 0..<group {
+                let s = (0..<count).map { t in Double(scale) * (0..<d).reduce(0.0) { $0 + Double(q[h * d + $1]) * Double(k[t * ld + $1]) } }
+                let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, z = e.reduce(0, +)
+                for c in 0..<d { expected[h * d + c] = (0..<count).reduce(0.0) { $0 + e[$1] / z * Double(v[$1 * ld + c]) } }
+            }
+            forEachSet { set in
+                var out = [Float](repeating: .nan, count: group * d), scores = [Float](repeating: .nan, count: count)
+                VectorOps.attendOne(q, group: group, headSize: d, keys: k, ldk: ld, values: v, ldv: ld, count: count, scale: scale,
+                                    scores: &scores, out: &out)
+                for i in 0..<(group * d) {
+                    XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "\(set) group \(group) d \(d) keys \(count) [\(i)]")
+                }
+            }
+        }
+    }
 }

@@ -87,24 +87,36 @@ void eqk_column_absmax(const float *x, size_t rows, size_t cols, size_t ld, floa
 /// y[i·ldy + j] = x[i·ldx + j]·factor[j] for rows × cols.
 void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, const float *factor, float *y, size_t ldy);
 
+/// Attention of one query position (decoding) for `group` query heads of size d that share
+/// one key/value head: for head h (q + h·d, out + h·d),
+///     out_h = Σ_t softmax_t(scale·q_h·k_t)·v_t   over the keys t < keys (k + t·ldk, v + t·ldv),
+/// with the softmax exponentials those of eqk_softmax_unnormalised. scores holds `keys`
+/// floats of scratch. keys ≥ 1, scale > 0.
+void eqk_attend_one(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v, size_t ldv,
+                    size_t keys, float scale, float *scores, float *out);
+
 /// Rearranges an n × k int8 matrix (element (o, i), output channel o and input i, at
 /// src[o·rowStride + i·columnStride]) into eqk_gemv_s8's streaming layout: tiles of 16
 /// output channels, each holding ⌈k/4⌉ blocks of 64 bytes (channel c's inputs 4q ..< 4q+4 at
 /// bytes 4c ..< 4c+4 of block q), tile after tile; missing channels and inputs are 0.
-/// dst holds ⌈n/16⌉·⌈k/4⌉·64 bytes. wsum[g·ldg + o] (ldg = 16·⌈n/16⌉) becomes the sum of
-/// channel o's codes over block group g (quads g·groupQuads ..< (g+1)·groupQuads).
+/// dst holds ⌈n/16⌉·⌈k/4⌉·64 bytes. wsum[G(g, o)] becomes the sum of channel o's codes over
+/// block group g (quads g·groupQuads ..< (g+1)·groupQuads).
+///
+/// Per-group arrays (wsum, scale, zero) of the batch-1 products are laid out tile by tile,
+/// so that a tile's product reads them front to back as it reads its blocks: the value of
+/// group g and channel o is at G(g, o) = ((o/16)·groups + g)·16 + o%16, groups = ⌈quads/groupQuads⌉.
 void eqk_gemv_s8_pack(const int8_t *src, size_t rowStride, size_t columnStride, size_t n, size_t k,
                       size_t groupQuads, int8_t *dst, int32_t *wsum);
 
 /// Batch-1 int8 product in the layout of eqk_gemv_s8_pack, for tiles tile0 ..< tile1:
 /// for every output channel o < n of those tiles,
-///     y[o] = Σ_g (xscale·scale[g·ldg + o])·(Σ_{i in g} w[o,i]·x[i] − zero[g·ldg + o]·xsums[g]) (+ bias[o])
+///     y[o] = Σ_g (xscale·scale[G(g, o)])·(Σ_{i in g} w[o,i]·x[i] − zero[G(g, o)]·xsums[g]) (+ bias[o])
 /// with the int32 sums exact and the float steps those of eqk_rescale_int32 and eqk_add_bias
 /// (the same bits as the batch product through them). x holds 4·quads codes in −127...127
 /// (zero past k); quads and groupQuads as packed; zero and xsums together or both NULL;
 /// bias may be NULL.
 void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,
-                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *zero, const int8_t *x, float xscale, const int32_t *xsums,
                  const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
 
 /// Rearranges an n × k matrix of 4-bit codes (held one per byte, element (o, i) at
@@ -119,16 +131,16 @@ void eqk_gemv_u4_pack(const int8_t *src, size_t rowStride, size_t columnStride, 
 /// with code = nibble − codeOffset. groupQuads is even unless there is one group; xsums
 /// (Σ of x's codes per group) is required; zero may be NULL.
 void eqk_gemv_u4(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
-                 const float *zero, size_t ldg, const int8_t *x, float xscale, const int32_t *xsums,
+                 const float *zero, const int8_t *x, float xscale, const int32_t *xsums,
                  const float *bias, size_t tile0, size_t tile1, float *y, size_t n);
 
 /// Batch-1 product of float activations with a weight in eqk_gemv_s8_pack's layout (nibbles
 /// == 0) or eqk_gemv_u4_pack's (nibbles != 0): for every output channel o < n of tiles
-/// tile0 ..< tile1, y[o] = Σ_g scale[g·ldg + o]·Σ_{i in g} (code[o,i] − zero[g·ldg + o])·x[i]
+/// tile0 ..< tile1, y[o] = Σ_g scale[G(g, o)]·Σ_{i in g} (code[o,i] − zero[G(g, o)])·x[i]
 /// (+ bias[o]), in float, code = nibble − codeOffset for nibbles. x holds 8·⌈quads/2⌉ floats,
 /// zero past k; zero and bias may be NULL.
 void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, int32_t codeOffset, const float *scale,
-                  const float *zero, size_t ldg, const float *x, const float *bias, size_t tile0, size_t tile1,
+                  const float *zero, const float *x, const float *bias, size_t tile0, size_t tile1,
                   float *y, size_t n);
 
 /// Codes start ..< start+count of a packed 4-bit array (element e in the low nibble of byte

@@ -20,10 +20,10 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     let quads: Int
     let groupQuads: Int
     let groups: Int
-    /// Tiles of 16 channels, and the padded channel count (16 · tiles), the stride of the
-    /// per-group arrays.
+    /// Tiles of 16 channels, and the size of each per-group array (16 · tiles · groups),
+    /// laid out tile by tile (value of group g, channel o at `groupIndex(g, o)`).
     let tiles: Int
-    let ldg: Int
+    let perGroupCount: Int
     /// Whether codes are held two per byte, and what was added to make them 0...15.
     public let packedNibbles: Bool
     let codeOffset: Int32
@@ -50,16 +50,16 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         groups = (quads + groupQuads - 1) / groupQuads
         precondition(groups == (k + kb - 1) / kb)
         tiles = (n + 15) / 16
-        ldg = tiles * 16
+        perGroupCount = tiles * 16 * groups
         packedNibbles = packNibbles && w.bits <= 4 && (groups == 1 || groupQuads % 2 == 0)
         codeOffset = packedNibbles && w.isSigned ? 8 : 0
         tileBytes = packedNibbles ? (quads + 1) / 2 * 64 : quads * 64
         blocks = .allocate(byteCount: tiles * tileBytes, alignment: 64)
-        weightSums = packedNibbles ? nil : .allocate(capacity: groups * ldg)
-        scales = .allocate(capacity: groups * ldg)
-        scales.initialize(repeating: 0, count: groups * ldg)
-        zeros = w.zeroPoints == nil ? nil : .allocate(capacity: groups * ldg)
-        zeros?.initialize(repeating: 0, count: groups * ldg)
+        weightSums = packedNibbles ? nil : .allocate(capacity: perGroupCount)
+        scales = .allocate(capacity: perGroupCount)
+        scales.initialize(repeating: 0, count: perGroupCount)
+        zeros = w.zeroPoints == nil ? nil : .allocate(capacity: perGroupCount)
+        zeros?.initialize(repeating: 0, count: perGroupCount)
         w.withWidenedCodes { codes in
             if let weightSums {
                 eqk_gemv_s8_pack(codes, outputIsRows ? k : 1, outputIsRows ? 1 : n, n, k, groupQuads,
@@ -76,11 +76,15 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
             for o in 0..<n {
                 let s = outputIsRows ? (o / w.blockRows) * w.scaleColumns + k0 / w.blockColumns
                                      : (k0 / w.blockRows) * w.scaleColumns + o / w.blockColumns
-                scales[g * ldg + o] = w.scales[s]
-                zeros?[g * ldg + o] = w.zeroPoints![s]
+                scales[groupIndex(g, o)] = w.scales[s]
+                zeros?[groupIndex(g, o)] = w.zeroPoints![s]
             }
         }
     }
+
+    /// Where the per-group arrays hold group g of channel o: a tile's groups side by side,
+    /// read front to back with its blocks (CKernels.h).
+    @inline(__always) func groupIndex(_ g: Int, _ o: Int) -> Int { ((o / 16) * groups + g) * 16 + o % 16 }
 
     deinit {
         blocks.deallocate(); weightSums?.deallocate(); scales.deallocate(); zeros?.deallocate()
@@ -88,7 +92,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
 
     /// Bytes held: the blocks, and the per-group sums (8-bit), scales and zero points.
     public var memoryBytes: Int {
-        tiles * tileBytes + groups * ldg * (4 + (weightSums == nil ? 0 : 4) + (zeros == nil ? 0 : 4))
+        tiles * tileBytes + perGroupCount * (4 + (weightSums == nil ? 0 : 4) + (zeros == nil ? 0 : 4))
     }
 
     /// The instruction set the product runs with ("avx512-vnni", "avx2" or "baseline").
@@ -122,17 +126,17 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         let (blocks, weightSums, scales, zeros) = (UnsafePointer(self.blocks.assumingMemoryBound(to: Int8.self)),
                                                   self.weightSums.map { UnsafePointer($0) }, UnsafePointer(self.scales),
                                                   self.zeros.map { UnsafePointer($0) })
-        let (quads, groupQuads, ldg, outputs, offset) = (self.quads, self.groupQuads, self.ldg, self.outputs, codeOffset)
+        let (quads, groupQuads, outputs, offset) = (self.quads, self.groupQuads, self.outputs, codeOffset)
         let yAddress = UnsafeMutableRawPointer(y)
         let nibbles = UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self)
         // At least 4 tiles (64 channels) per piece: smaller pieces cost more to hand out than to compute.
         Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
             let out = yAddress.assumingMemoryBound(to: Float.self)
             if let weightSums {
-                eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, ldg, padded, xscale, sums, bias,
+                eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, padded, xscale, sums, bias,
                             r.lowerBound, r.upperBound, out, outputs)
             } else {
-                eqk_gemv_u4(nibbles, quads, groupQuads, offset, scales, zeros, ldg, padded, xscale, sums, bias,
+                eqk_gemv_u4(nibbles, quads, groupQuads, offset, scales, zeros, padded, xscale, sums, bias,
                             r.lowerBound, r.upperBound, out, outputs)
             }
         }
@@ -148,11 +152,11 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         padded.update(from: x, count: inputs)
         (padded + inputs).initialize(repeating: 0, count: width - inputs)
         let (blocks, scales, zeros) = (UnsafeRawPointer(self.blocks), UnsafePointer(self.scales), self.zeros.map { UnsafePointer($0) })
-        let (quads, groupQuads, ldg, outputs, offset, nibbles) = (self.quads, self.groupQuads, self.ldg, self.outputs, codeOffset,
+        let (quads, groupQuads, outputs, offset, nibbles) = (self.quads, self.groupQuads, self.outputs, codeOffset,
                                                                  Int32(packedNibbles ? 1 : 0))
         let yAddress = UnsafeMutableRawPointer(y)
         Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
-            eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, ldg, padded, bias,
+            eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, padded, bias,
                          r.lowerBound, r.upperBound, yAddress.assumingMemoryBound(to: Float.self), outputs)
         }
     }

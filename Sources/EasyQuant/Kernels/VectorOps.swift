@@ -74,6 +74,21 @@ public enum VectorOps {
         }
     }
 
+    // MARK: Attention of one query
+
+    /// Attention of one new token for `group` query heads of `headSize` values that share one
+    /// key/value head: for head h, `out[h·d ..< (h+1)·d] = Σ_t softmax_t(scale·q_h·k_t)·v_t` over
+    /// the `count` keys (row t at `keys + t·ldk`, `values + t·ldv`). q and out hold group·d
+    /// floats; `scores` is scratch for `count` floats. Decoding calls it once per key/value head.
+    public static func attendOne(_ q: UnsafePointer<Float>, group: Int, headSize d: Int, keys: UnsafePointer<Float>, ldk: Int,
+                                 values: UnsafePointer<Float>, ldv: Int, count: Int, scale: Float,
+                                 scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        precondition(group > 0 && d > 0 && count > 0 && ldk >= d && ldv >= d && scale > 0,
+                     "attendOne: bad shape (group \(group), head size \(d), \(count) keys, ld \(ldk)/\(ldv))")
+        _ = elements(count, ldk, "attendOne"); _ = elements(count, ldv, "attendOne"); _ = elements(group, d, "attendOne")
+        eqk_attend_one(q, group, d, keys, ldk, values, ldv, count, scale, scores, out)
+    }
+
     // MARK: RMS norm
 
     /// RMS normalisation of each row (Llama's RMSNorm): `out[i,j] = x[i,j] / √(mean_j x² + eps) · gamma[j]`.

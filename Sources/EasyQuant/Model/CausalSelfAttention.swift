@@ -103,6 +103,22 @@ enum CausalSelfAttention {
         return (qFactor, kFactor)
     }
 
+    /// One new token against the cache (decoding): per key/value head, the scores of each
+    /// query head of its group, their softmax and the weighted values in one pass over the
+    /// cached rows (eqk_attend_one), the heads spread over the threads.
+    static func forwardOne(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        let d = layout.headSize, group = layout.heads / layout.kvHeads, keys = o.start + 1
+        let scale = 1 / Float(d).squareRoot()
+        let outAddress = UnsafeMutableRawPointer(out)
+        Parallel.forEach(layout.kvHeads, threads: context.threads) { kv in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: keys) { scores in
+                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
+                                    values: o.v + kv * d, ldv: o.ldv, count: keys, scale: scale, scores: scores.baseAddress!,
+                                    out: outAddress.assumingMemoryBound(to: Float.self) + kv * group * d)
+            }
+        }
+    }
+
     static func forward(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, kvHeads = layout.kvHeads, e = layout.width
         precondition(d > 0 && kvHeads > 0 && layout.heads % kvHeads == 0, "attention: \(layout.heads) heads over \(kvHeads) key/value heads")
@@ -118,6 +134,7 @@ enum CausalSelfAttention {
         // A cache holds float keys; quantizing all of them again for each decoded token
         // would cost more than it saves, so only whole windows take the int8 path.
         let int8Scores = context.mode == .int8 && o.start == 0
+        if o.queries == 1 && !int8Scores { return forwardOne(o, layout, into: out, context: context) }
         var qCodes: QuantizedHeads?, kCodes: QuantizedHeads?
         if int8Scores {
             let (qFactor, kFactor) = balancingFactors(o, layout)

@@ -1,10 +1,14 @@
+import CThreads
 import Dispatch
 import Foundation
 
 /// Work spread over a fixed number of threads.
 ///
-/// `DispatchQueue.concurrentPerform` always uses every core; tools take `--threads`, so
-/// this runs `threads` workers that each pull the next index from a shared counter.
+/// A step runs on the calling thread and the helpers of a `WorkerPool` (threads that poll
+/// for work for a moment before they sleep, so that the hundred short steps of decoding one
+/// token do not each wait for threads to wake). A step started while the pool is busy (a
+/// nested one, or one from another thread) runs on `DispatchQueue.concurrentPerform`
+/// instead: `threads` workers that each pull the next index from a shared counter.
 public enum Parallel {
     /// The number of cores this process may use.
     public static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -17,6 +21,7 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
+        if WorkerPool.forThreads(workers)?.run(count, body) == true { return }
         let lock = Lock()
         var next = 0
         withoutActuallyEscaping(body) { body in
@@ -58,6 +63,50 @@ public enum Parallel {
             let lo = c * size
             let hi = min(count, lo + size)
             if lo < hi { body(lo..<hi) }
+        }
+    }
+}
+
+/// `threads − 1` helper threads that run the steps of `Parallel` with the calling thread
+/// (Sources/CThreads: they poll for 200 µs after each step, then sleep). One pool per
+/// thread count asked for, made on first use and kept for the process.
+final class WorkerPool: @unchecked Sendable {
+    private let pool: OpaquePointer
+
+    private init?(helpers: Int) {
+        guard let pool = eqt_pool_create(Int32(helpers)) else { return nil }
+        self.pool = pool
+    }
+
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var pools: [Int: WorkerPool?] = [:]
+
+    /// The pool for `threads` threads (the caller included), or nil when threads cannot start.
+    static func forThreads(_ threads: Int) -> WorkerPool? {
+        lock.withLock {
+            if let pool = pools[threads] { return pool }
+            let pool = WorkerPool(helpers: threads - 1)
+            pools[threads] = pool
+            return pool
+        }
+    }
+
+    /// The closure a step calls, passed to C as its context.
+    private final class Step {
+        let body: (Int) -> Void
+        init(_ body: @escaping (Int) -> Void) { self.body = body }
+    }
+
+    /// Runs body(i) for i in 0..<count on this thread and the helpers; false, having run
+    /// nothing, when the pool is running another step.
+    func run(_ count: Int, _ body: (Int) -> Void) -> Bool {
+        withoutActuallyEscaping(body) { body in
+            let step = Step(body)
+            return withExtendedLifetime(step) {
+                eqt_pool_run(pool, count, { context, index in
+                    Unmanaged<Step>.fromOpaque(context!).takeUnretainedValue().body(index)
+                }, Unmanaged.passUnretained(step).toOpaque()) != 0
+            }
         }
     }
 }

@@ -1,0 +1,141 @@
+// The spinning worker pool of CThreads.h.
+//
+// One step at a time. Everything a worker needs to take an index is one 64-bit word,
+// `state`: the step's tag (bumped once per step), its index count, and the next index to
+// hand out. A participant takes index i by compare-and-swap of that word from
+// (tag, count, i) to (tag, count, i + 1), and only then reads the step's body and context:
+// the step cannot end (and its slot cannot be reused) before every taken index has run,
+// so what it reads is that step's, even for a worker that was asleep through many steps.
+// Body and context sit in one of two slots by the tag's parity, so publishing the next
+// step never writes the slot of the one that may still be finishing.
+//
+// Sleeping without a lost wake-up: a worker raises `sleepers` and reads `state` again under
+// the mutex before it waits; eqt_pool_run stores the new `state` and then reads `sleepers`.
+// Both are sequentially consistent, so either the worker sees the new step or the caller
+// sees the sleeper and broadcasts under the mutex.
+#define _GNU_SOURCE
+#include "CThreads.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+/// How long an idle worker polls before it sleeps.
+#define EQT_SPIN_NANOSECONDS 200000
+
+/// The fields of `state`: tag (24 bits) | count (20 bits) | next (20 bits).
+#define EQT_INDEX_BITS 20
+#define EQT_INDEX_MASK ((UINT64_C(1) << EQT_INDEX_BITS) - 1)
+static inline uint64_t eqt_tag(uint64_t s) { return s >> (2 * EQT_INDEX_BITS); }
+static inline size_t eqt_count(uint64_t s) { return (size_t)((s >> EQT_INDEX_BITS) & EQT_INDEX_MASK); }
+static inline size_t eqt_next(uint64_t s) { return (size_t)(s & EQT_INDEX_MASK); }
+
+struct eqt_slot {
+    _Atomic(eqt_body) body;
+    _Atomic(void *) context;
+};
+
+struct eqt_pool {
+    atomic_int busy;           // 1 while a step runs (taken by compare-and-swap)
+    _Atomic uint64_t state;    // tag | count | next
+    atomic_size_t done;        // indices of the current step whose call has returned
+    atomic_int sleepers;       // workers waiting on `wake`
+    struct eqt_slot slots[2];  // body and context, by the tag's parity
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+};
+
+static inline void eqt_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t eqt_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/// Takes and runs indices of the step tagged `tag` until none are left (or it is over).
+static void eqt_work(eqt_pool *p, uint64_t tag) {
+    uint64_t s = atomic_load(&p->state);
+    while (eqt_tag(s) == tag && eqt_next(s) < eqt_count(s)) {
+        if (!atomic_compare_exchange_weak(&p->state, &s, s + 1)) continue;  // s now holds the current word
+        struct eqt_slot *slot = &p->slots[tag & 1];
+        eqt_body body = atomic_load_explicit(&slot->body, memory_order_relaxed);
+        void *context = atomic_load_explicit(&slot->context, memory_order_relaxed);
+        body(context, eqt_next(s));
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        s = atomic_load(&p->state);
+    }
+}
+
+static void *eqt_worker(void *arg) {
+    eqt_pool *p = arg;
+    uint64_t seen = eqt_tag(atomic_load(&p->state));
+    for (;;) {
+        // Poll for the next step, then sleep.
+        uint64_t start = eqt_now();
+        unsigned spins = 0;
+        while (eqt_tag(atomic_load_explicit(&p->state, memory_order_acquire)) == seen) {
+            eqt_relax();
+            if (++spins % 256 == 0 && eqt_now() - start > EQT_SPIN_NANOSECONDS) {
+                pthread_mutex_lock(&p->mutex);
+                atomic_fetch_add(&p->sleepers, 1);
+                while (eqt_tag(atomic_load(&p->state)) == seen) pthread_cond_wait(&p->wake, &p->mutex);
+                atomic_fetch_sub(&p->sleepers, 1);
+                pthread_mutex_unlock(&p->mutex);
+                break;
+            }
+        }
+        seen = eqt_tag(atomic_load(&p->state));
+        eqt_work(p, seen);
+    }
+    return NULL;
+}
+
+eqt_pool *eqt_pool_create(int helpers) {
+    if (helpers < 1) return NULL;
+    eqt_pool *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    for (int t = 0; t < helpers; t++) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int failed = pthread_create(&thread, &attr, eqt_worker, p);
+        pthread_attr_destroy(&attr);
+        // Workers already started only ever wait on a pool nobody uses.
+        if (failed) return NULL;
+    }
+    return p;
+}
+
+int eqt_pool_run(eqt_pool *p, size_t count, eqt_body body, void *context) {
+    if (count > EQT_INDEX_MASK) return 0;
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&p->busy, &idle, 1)) return 0;
+    if (count == 0) { atomic_store(&p->busy, 0); return 1; }
+    uint64_t tag = (eqt_tag(atomic_load(&p->state)) + 1) & ((UINT64_C(1) << (64 - 2 * EQT_INDEX_BITS)) - 1);
+    struct eqt_slot *slot = &p->slots[tag & 1];
+    atomic_store_explicit(&slot->body, body, memory_order_relaxed);
+    atomic_store_explicit(&slot->context, context, memory_order_relaxed);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->state, tag << (2 * EQT_INDEX_BITS) | (uint64_t)count << EQT_INDEX_BITS);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mutex);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mutex);
+    }
+    eqt_work(p, tag);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < count) eqt_relax();
+    atomic_store(&p->busy, 0);
+    return 1;
+}

@@ -1,0 +1,56 @@
+import EasyQuant
+import Foundation
+import XCTest
+
+/// `Parallel` on its worker pool (Sources/CThreads): every index runs exactly once, steps
+/// follow each other without mixing, and a step started while the pool is busy (nested, or
+/// from another thread) still runs every index.
+final class ParallelTests: XCTestCase {
+    /// Calls per index of one step, counted under a lock.
+    final class Tally: @unchecked Sendable {
+        private let lock = Lock()
+        private var counts: [Int]
+        init(_ n: Int) { counts = [Int](repeating: 0, count: n) }
+        func hit(_ i: Int) { lock.withLock { counts[i] += 1 } }
+        var all: [Int] { lock.withLock { counts } }
+    }
+
+    func testEveryIndexRunsOnceInManySmallSteps() {
+        // Thousands of short steps, as decoding runs them; sizes from 1 up, 0 included.
+        for threads in [2, 3] {
+            for step in 0..<3000 {
+                let n = step % 17
+                let tally = Tally(n)
+                Parallel.forEach(n, threads: threads) { tally.hit($0) }
+                XCTAssertEqual(tally.all, [Int](repeating: 1, count: n), "threads \(threads) step \(step)")
+            }
+        }
+    }
+
+    func testStepsAfterTheWorkersSleptStillRun() {
+        // Past the polling time the helpers sleep; the next step must wake them or run anyway.
+        for _ in 0..<3 {
+            Thread.sleep(forTimeInterval: 0.002)
+            let tally = Tally(64)
+            Parallel.forEach(64, threads: 2) { tally.hit($0) }
+            XCTAssertEqual(tally.all, [Int](repeating: 1, count: 64))
+        }
+    }
+
+    func testNestedAndConcurrentStepsRunEveryIndex() {
+        let outer = 8, inner = 50
+        let tally = Tally(outer * inner)
+        Parallel.forEach(outer, threads: 2) { i in
+            Parallel.forEach(inner, threads: 2) { j in tally.hit(i * inner + j) }
+        }
+        XCTAssertEqual(tally.all, [Int](repeating: 1, count: outer * inner))
+        // Two threads starting steps at once: one gets the pool, the other runs its own way.
+        let both = Tally(2 * 1000)
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            for s in 0..<100 {
+                Parallel.forEach(10, threads: 2) { both.hit(caller * 1000 + s * 10 + $0) }
+            }
+        }
+        XCTAssertEqual(both.all, [Int](repeating: 1, count: 2000))
+    }
+}
