@@ -98,6 +98,14 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// The instruction set the product runs with ("avx512-vnni", "avx2" or "baseline").
     public static var instructionSet: String { String(cString: eqk_gemv_isa()) }
 
+    /// Runs `body` over runs of whole tiles in parallel: about four runs per thread, so that
+    /// a thread that starts late (or is slowed) leaves its last runs to the others, and at
+    /// least 4 tiles (64 channels) each, below which handing a run out costs more than it computes.
+    private func forTileRanges(threads: Int, _ body: (Range<Int>) -> Void) {
+        let pieces = max(1, min(tiles / 4, 4 * threads))
+        Parallel.forEach(pieces, threads: threads) { p in body((tiles * p / pieces)..<(tiles * (p + 1) / pieces)) }
+    }
+
     /// y = x·Wᵀ (+ bias) for the one row of `x` (quantized with groups of this weight's
     /// group size, with code sums when the weight has zero points), the output channels
     /// split over `threads` threads in runs of whole tiles. y holds `outputs` floats.
@@ -129,8 +137,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         let (quads, groupQuads, outputs, offset) = (self.quads, self.groupQuads, self.outputs, codeOffset)
         let yAddress = UnsafeMutableRawPointer(y)
         let nibbles = UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self)
-        // At least 4 tiles (64 channels) per piece: smaller pieces cost more to hand out than to compute.
-        Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
+        forTileRanges(threads: threads) { r in
             let out = yAddress.assumingMemoryBound(to: Float.self)
             if let weightSums {
                 eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, padded, xscale, sums, bias,
@@ -155,7 +162,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         let (quads, groupQuads, outputs, offset, nibbles) = (self.quads, self.groupQuads, self.outputs, codeOffset,
                                                                  Int32(packedNibbles ? 1 : 0))
         let yAddress = UnsafeMutableRawPointer(y)
-        Parallel.forRanges(tiles, threads: threads, minimumChunk: 4) { r in
+        forTileRanges(threads: threads) { r in
             eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, padded, bias,
                          r.lowerBound, r.upperBound, yAddress.assumingMemoryBound(to: Float.self), outputs)
         }
