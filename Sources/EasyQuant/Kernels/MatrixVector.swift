@@ -106,65 +106,95 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         Parallel.forEach(pieces, threads: threads) { p in body((tiles * p / pieces)..<(tiles * (p + 1) / pieces)) }
     }
 
-    /// y = x·Wᵀ (+ bias) for the one row of `x` (quantized with groups of this weight's
-    /// group size, with code sums when the weight has zero points), the output channels
-    /// split over `threads` threads in runs of whole tiles. y holds `outputs` floats.
+    /// y = x·Wᵀ (+ bias) for the rows of `x` (quantized with groups of this weight's group
+    /// size, with code sums when the weight has zero points), the output channels split over
+    /// `threads` threads in runs of whole tiles. y holds x.rows × `outputs` floats. Decoding
+    /// passes one row; several rows (a prompt, once the codes live only here) are taken one
+    /// after another within each run of tiles, which stays in the core's cache meanwhile.
     public func multiply(_ x: QuantizedActivations, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
-        precondition(x.rows == 1 && x.columns == inputs, "a batch-1 product takes one row of \(inputs) inputs")
+        let m = x.rows
+        precondition(m >= 1 && x.columns == inputs, "a batch-1 product takes rows of \(inputs) inputs")
         precondition(zeros == nil || (x.sums != nil && x.groups == groups), "activation code sums do not fit the weight's groups")
-        // x with zeros up to whole blocks (8 inputs for packed nibbles, else 4).
+        // x with zeros up to whole blocks (8 inputs for packed nibbles, else 4), row by row.
         let width = packedNibbles ? (quads + 1) / 2 * 8 : quads * 4
-        let padded = UnsafeMutablePointer<Int8>.allocate(capacity: width)
+        let padded = UnsafeMutablePointer<Int8>.allocate(capacity: m * width)
         defer { padded.deallocate() }
-        padded.update(from: x.codes, count: inputs)
-        (padded + inputs).initialize(repeating: 0, count: width - inputs)
+        for r in 0..<m {
+            (padded + r * width).update(from: x.codes + r * inputs, count: inputs)
+            (padded + r * width + inputs).initialize(repeating: 0, count: width - inputs)
+        }
         // Packed nibbles need Σ of x's codes per group (code = nibble − offset); these are the
         // integers x.sums holds when it has them.
-        let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: groups) : nil
+        let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: m * groups) : nil
         defer { ownSums?.deallocate() }
         if let ownSums {
-            for g in 0..<groups {
-                var s: Int32 = 0
-                for i in (g * groupQuads * 4)..<min(inputs, (g + 1) * groupQuads * 4) { s &+= Int32(padded[i]) }
-                ownSums[g] = s
+            for r in 0..<m {
+                for g in 0..<groups {
+                    var s: Int32 = 0
+                    for i in (g * groupQuads * 4)..<min(inputs, (g + 1) * groupQuads * 4) { s &+= Int32(padded[r * width + i]) }
+                    ownSums[r * groups + g] = s
+                }
             }
         }
-        let sums = ownSums.map { UnsafePointer($0) } ?? (zeros == nil ? nil : UnsafePointer(x.sums!))
-        let xscale = x.scales[0]
+        let (sums, sumStride) = ownSums.map { (UnsafePointer($0), groups) }
+            ?? (zeros == nil ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
+        let xscales = UnsafePointer(x.scales)
         let (blocks, weightSums, scales, zeros) = (UnsafePointer(self.blocks.assumingMemoryBound(to: Int8.self)),
                                                   self.weightSums.map { UnsafePointer($0) }, UnsafePointer(self.scales),
                                                   self.zeros.map { UnsafePointer($0) })
         let (quads, groupQuads, outputs, offset) = (self.quads, self.groupQuads, self.outputs, codeOffset)
         let yAddress = UnsafeMutableRawPointer(y)
         let nibbles = UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self)
-        forTileRanges(threads: threads) { r in
-            let out = yAddress.assumingMemoryBound(to: Float.self)
-            if let weightSums {
-                eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, padded, xscale, sums, bias,
-                            r.lowerBound, r.upperBound, out, outputs)
-            } else {
-                eqk_gemv_u4(nibbles, quads, groupQuads, offset, scales, zeros, padded, xscale, sums, bias,
-                            r.lowerBound, r.upperBound, out, outputs)
+        forTileRanges(threads: threads) { t in
+            for r in 0..<m {
+                let out = yAddress.assumingMemoryBound(to: Float.self) + r * outputs
+                let (xr, rowSums) = (UnsafePointer(padded + r * width), sums.map { $0 + r * sumStride })
+                if let weightSums {
+                    eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, xr, xscales[r], rowSums, bias,
+                                t.lowerBound, t.upperBound, out, outputs)
+                } else {
+                    eqk_gemv_u4(nibbles, quads, groupQuads, offset, scales, zeros, xr, xscales[r], rowSums, bias,
+                                t.lowerBound, t.upperBound, out, outputs)
+                }
             }
         }
     }
 
-    /// y = x·Wᵀ (+ bias) for one row of floats (`inputs` of them) in f32: per group and
-    /// channel Σ (code − zero)·x in float, times the group's scale. Within float rounding of
-    /// the product with the dequantized weight (the order of the sums differs).
-    public func multiply(floats x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
+    /// y = x·Wᵀ (+ bias) for `rows` rows of floats (`inputs` each, leading dimension
+    /// `inputs`) in f32: per group and channel Σ (code − zero)·x in float, times the group's
+    /// scale. Within float rounding of the product with the dequantized weight (the order of
+    /// the sums differs). y holds rows × `outputs` floats.
+    public func multiply(floats x: UnsafePointer<Float>, rows m: Int = 1, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>,
+                         threads: Int) {
+        precondition(m >= 1, "a batch-1 product takes at least one row")
         let width = (quads + 1) / 2 * 8
-        let padded = UnsafeMutablePointer<Float>.allocate(capacity: width)
+        let padded = UnsafeMutablePointer<Float>.allocate(capacity: m * width)
         defer { padded.deallocate() }
-        padded.update(from: x, count: inputs)
-        (padded + inputs).initialize(repeating: 0, count: width - inputs)
+        for r in 0..<m {
+            (padded + r * width).update(from: x + r * inputs, count: inputs)
+            (padded + r * width + inputs).initialize(repeating: 0, count: width - inputs)
+        }
         let (blocks, scales, zeros) = (UnsafeRawPointer(self.blocks), UnsafePointer(self.scales), self.zeros.map { UnsafePointer($0) })
         let (quads, groupQuads, outputs, offset, nibbles) = (self.quads, self.groupQuads, self.outputs, codeOffset,
-                                                                 Int32(packedNibbles ? 1 : 0))
+                                                             Int32(packedNibbles ? 1 : 0))
         let yAddress = UnsafeMutableRawPointer(y)
-        forTileRanges(threads: threads) { r in
-            eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, padded, bias,
-                         r.lowerBound, r.upperBound, yAddress.assumingMemoryBound(to: Float.self), outputs)
+        forTileRanges(threads: threads) { t in
+            for r in 0..<m {
+                eqk_gemv_f32(blocks, nibbles, quads, groupQuads, offset, scales, zeros, padded + r * width, bias,
+                             t.lowerBound, t.upperBound, yAddress.assumingMemoryBound(to: Float.self) + r * outputs, outputs)
+            }
         }
+    }
+
+    /// The code of output channel `o` and input `i`, as the weight held it (signed byte).
+    public func code(output o: Int, input i: Int) -> Int8 {
+        precondition(o >= 0 && o < outputs && i >= 0 && i < inputs, "code (\(o), \(i)) of \(outputs) × \(inputs)")
+        let tile = blocks + (o / 16) * tileBytes, lane = o % 16
+        if packedNibbles {
+            let byte = tile.load(fromByteOffset: 64 * (i / 8) + 4 * lane + (i % 8) % 4, as: UInt8.self)
+            let nibble = i % 8 < 4 ? byte & 0x0F : byte >> 4
+            return Int8(truncatingIfNeeded: Int32(nibble) - codeOffset)
+        }
+        return tile.load(fromByteOffset: 64 * (i / 4) + 4 * lane + i % 4, as: Int8.self)
     }
 }

@@ -90,10 +90,14 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         blocks[layer].forward(x, layer: layer, pass)
     }
 
+    /// Makes every quantized linear's batch-1 layout and frees the codes as loaded, so the
+    /// weights are held once, in the layout decoding reads (a prompt's rows then go through
+    /// the same kernels row by row). Whole-window evaluation never calls this: its batch
+    /// products read the codes as loaded.
     public func prepareForDecoding(mode: ComputeMode, threads: Int) {
         let layers = blocks.flatMap(\.linears) + [outputLayer]
         Parallel.forEach(layers.count, threads: threads) { i in
-            if case .quantized(let w) = layers[i].weight { _ = w.streaming(outputIsRows: layers[i].outputIsRows) }
+            if case .quantized(let w) = layers[i].weight { w.keepOnlyStreamingForm(outputIsRows: layers[i].outputIsRows) }
         }
     }
 

@@ -159,12 +159,12 @@ public struct Linear: Sendable {
     /// multiplied there, side by side on all threads; the weight is never expanded whole.
     private func forwardDequantizing(_ w: QuantizedWeight, _ x: UnsafePointer<Float>, _ m: Int,
                                      _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
-        if m == 1, let streaming = w.streaming(outputIsRows: outputIsRows) {
-            // One token: the codes read once in their streaming layout, nothing expanded.
+        if let streaming = m == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows) {
+            // One token (or the codes live only in the streaming layout): read there, nothing expanded.
             if let bias {
-                bias.withUnsafeBufferPointer { streaming.multiply(floats: x, bias: $0.baseAddress!, into: y, threads: context.threads) }
+                bias.withUnsafeBufferPointer { streaming.multiply(floats: x, rows: m, bias: $0.baseAddress!, into: y, threads: context.threads) }
             } else {
-                streaming.multiply(floats: x, bias: nil, into: y, threads: context.threads)
+                streaming.multiply(floats: x, rows: m, bias: nil, into: y, threads: context.threads)
             }
             return
         }
@@ -199,8 +199,9 @@ public struct Linear: Sendable {
         let kb = kBlock(w)
         let kBlocks = (k + kb - 1) / kb
         precondition(w.zeroPoints == nil || (xq.sums != nil && xq.groups == kBlocks), "activation code sums do not fit the weight's blocks")
-        if m == 1, let streaming = w.streaming(outputIsRows: outputIsRows) {
-            // One token: the matrix × vector kernel over the streaming layout (same result).
+        if let streaming = m == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows) {
+            // One token, or the codes live only in the streaming layout: the matrix × vector
+            // kernel over it, row by row (the same result).
             if let bias {
                 bias.withUnsafeBufferPointer { streaming.multiply(xq, bias: $0.baseAddress!, into: y, threads: context.threads) }
             } else {

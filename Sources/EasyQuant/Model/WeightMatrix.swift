@@ -39,11 +39,14 @@ public final class DenseWeight: @unchecked Sendable {
 public final class QuantizedWeight: @unchecked Sendable {
     public let rows: Int
     public let columns: Int
-    /// Codes of more than 4 bits, one signed byte each (empty when packed).
-    private let wide: [Int8]
+    /// Codes of more than 4 bits, one signed byte each (empty when packed or streamed).
+    private var wide: [Int8]
     /// Codes of 4 bits or fewer, element 2i in the low nibble of byte i (two's complement
-    /// when signed), as stored (empty otherwise).
-    private let nibbles: [UInt8]
+    /// when signed), as stored (empty otherwise, or when streamed).
+    private var nibbles: [UInt8]
+    /// Set by `keepOnlyStreamingForm`: the batch-1 layout that then holds the only copy of
+    /// the codes, and its orientation.
+    private var streamed: (form: StreamingQuantizedWeight, outputIsRows: Bool)?
     public let scales: [Float]
     /// Zero points after the shift, or nil when every zero point is 0.
     public let zeroPoints: [Float]?
@@ -102,10 +105,21 @@ public final class QuantizedWeight: @unchecked Sendable {
         }
     }
 
+    /// Whether the codes sit one per byte in the file's row-major order (readable in place).
+    private var codesInPlace: Bool { !isPacked && streamed == nil }
+
     /// Codes of elements start ..< start+count (row-major) as signed bytes into `out`.
     func widen(from start: Int, count: Int, into out: UnsafeMutablePointer<Int8>) {
         precondition(start >= 0 && count >= 0 && start + count <= rows * columns, "codes \(start)..<\(start + count) of \(rows * columns)")
         if count == 0 { return }
+        if let (form, outputIsRows) = streamed {
+            // One code at a time from the batch-1 layout: only small reads (an embedding row) come here.
+            for e in 0..<count {
+                let r = (start + e) / columns, c = (start + e) % columns
+                out[e] = outputIsRows ? form.code(output: r, input: c) : form.code(output: c, input: r)
+            }
+            return
+        }
         if !isPacked {
             wide.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + start, count: count) }
             return
@@ -116,7 +130,7 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// Calls `body` with every code as a signed byte, row-major: in place, or a temporary
     /// widened copy when packed.
     func withWidenedCodes<R>(_ body: (UnsafePointer<Int8>) throws -> R) rethrows -> R {
-        if !isPacked { return try wide.withUnsafeBufferPointer { try body($0.baseAddress!) } }
+        if codesInPlace { return try wide.withUnsafeBufferPointer { try body($0.baseAddress!) } }
         let n = max(1, rows * columns)
         let out = UnsafeMutablePointer<Int8>.allocate(capacity: n)
         defer { out.deallocate() }
@@ -131,7 +145,7 @@ public final class QuantizedWeight: @unchecked Sendable {
     func withCodes<R>(outputs: Range<Int>, outputIsRows: Bool, _ body: (UnsafePointer<Int8>, Int) throws -> R) rethrows -> R {
         let n = outputIsRows ? rows : columns, k = outputIsRows ? columns : rows
         precondition(outputs.lowerBound >= 0 && outputs.upperBound <= n, "channels \(outputs) of \(n)")
-        if !isPacked {
+        if codesInPlace {
             return try wide.withUnsafeBufferPointer { codes in
                 try body(codes.baseAddress! + (outputIsRows ? outputs.lowerBound * k : outputs.lowerBound), outputIsRows ? k : n)
             }
@@ -158,8 +172,32 @@ public final class QuantizedWeight: @unchecked Sendable {
         }
     }
 
-    /// Bytes held in memory (the codes as loaded; batch-1 layouts not included).
-    public var memoryBytes: Int { wide.count + nibbles.count + 4 * scales.count + 4 * (zeroPoints?.count ?? 0) }
+    /// Makes the batch-1 layout for `outputIsRows` the only copy of the codes and frees the
+    /// codes as loaded, so that a model prepared for decoding holds its weights once; false,
+    /// changing nothing, when the weight has no such layout. Codes then read from that layout
+    /// (`streamedForm`), slowly one by one for an embedding row, or by the batch-1 kernels
+    /// row after row for several rows (`Linear`). Call it while no forward pass runs.
+    @discardableResult
+    public func keepOnlyStreamingForm(outputIsRows: Bool) -> Bool {
+        if let streamed { return streamed.outputIsRows == outputIsRows }
+        guard let form = streaming(outputIsRows: outputIsRows) else { return false }
+        streamed = (form, outputIsRows)
+        wide = []; nibbles = []
+        return true
+    }
+
+    /// The batch-1 layout for `outputIsRows` when it holds the only copy of the codes (after
+    /// `keepOnlyStreamingForm`), or nil.
+    public func streamedForm(outputIsRows: Bool) -> StreamingQuantizedWeight? {
+        streamed?.outputIsRows == outputIsRows ? streamed?.form : nil
+    }
+
+    /// Bytes held in memory: the codes as loaded with their scales and zero points, or the
+    /// batch-1 layout that replaced them (other batch-1 layouts not included).
+    public var memoryBytes: Int {
+        if let streamed { return streamed.form.memoryBytes }
+        return wide.count + nibbles.count + 4 * scales.count + 4 * (zeroPoints?.count ?? 0)
+    }
 
     /// Writes rows `rowRange`, columns `columnRange` dequantized into `out` (leading dimension `ld`).
     public func dequantize(rows rowRange: Range<Int>, columns columnRange: Range<Int>,
@@ -168,14 +206,15 @@ public final class QuantizedWeight: @unchecked Sendable {
         precondition(rowRange.lowerBound >= 0 && rowRange.upperBound <= rows && columnRange.lowerBound >= 0 && columnRange.upperBound <= columns,
                      "rows \(rowRange), columns \(columnRange) of a \(rows) × \(columns) weight")
         // Packed codes are widened one row at a time; bytes are read in place.
-        let row = UnsafeMutablePointer<Int8>.allocate(capacity: isPacked ? max(1, columnRange.count) : 1)
+        let inPlace = codesInPlace
+        let row = UnsafeMutablePointer<Int8>.allocate(capacity: inPlace ? 1 : max(1, columnRange.count))
         defer { row.deallocate() }
         wide.withUnsafeBufferPointer { wideCodes in
             scales.withUnsafeBufferPointer { scales in
                 (zeroPoints ?? []).withUnsafeBufferPointer { zeros in
                 for r in rowRange {
                     let src: UnsafePointer<Int8>
-                    if isPacked {
+                    if !inPlace {
                         widen(from: r * columns + columnRange.lowerBound, count: columnRange.count, into: row)
                         src = UnsafePointer(row) - columnRange.lowerBound
                     } else {
