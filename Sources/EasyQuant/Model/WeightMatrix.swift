@@ -69,14 +69,17 @@ public final class QuantizedWeight: @unchecked Sendable {
             nibbles = q.codes
             wide = []
         } else {
-            let shift: Int32 = (!q.isSigned && q.bits == 8) ? 128 : 0
-            var codes = [Int8](repeating: 0, count: n)
-            q.codes.withUnsafeBufferPointer { packed in
-                codes.withUnsafeMutableBufferPointer { out in
-                    for i in 0..<n { out[i] = Int8(truncatingIfNeeded: CodePacking.code(in: packed, at: i, bits: q.bits, signed: q.isSigned) - shift) }
+            // One byte a code (FORMAT.md §5.2): signed codes are their bit pattern, unsigned
+            // 8-bit codes move down by 128 (wrapping subtraction of the byte), and unsigned
+            // codes of fewer bits are below 128 already.
+            let shift: UInt8 = (!q.isSigned && q.bits == 8) ? 128 : 0
+            precondition(q.codes.count == n, "\(q.codes.count) bytes for \(n) codes")
+            wide = [Int8](unsafeUninitializedCapacity: n) { out, written in
+                q.codes.withUnsafeBufferPointer { bytes in
+                    for i in 0..<n { out[i] = Int8(bitPattern: bytes[i] &- shift) }
                 }
+                written = n
             }
-            wide = codes
             nibbles = []
         }
         let shift: Float = (!q.isSigned && q.bits == 8) ? 128 : 0
