@@ -238,6 +238,36 @@ final class KernelMatrixVectorTests: XCTestCase {
         XCTAssertGreaterThan(switched, 0, "no weight switched to the streaming layout")
     }
 
+    /// Layers reading one input in one step (`Linear.forward(_:sharing:)`: q, k and v; gate
+    /// and up) give each layer's own product bit for bit, one row or several, with and
+    /// without biases, also when one weight has no batch-1 layout.
+    func testLayersSharingAnInputEqualTheirOwnProducts() throws {
+        let k = 67
+        for (i, picks) in [[0, 2, 4], [1, 3], [0, 8, 2]].enumerated() {
+            let layers = try picks.enumerated().map { j, c in
+                try linear(Self.cases[c], k: k, n: [29, 70, 16][j], outputIsRows: j % 2 == 0, seed: UInt64(40 + 10 * i + j)).0
+            }
+            for rows in [1, 3] {
+                var rng = SeededFloats(seed: UInt64(7 + i))
+                let x = rng.normal(rows * k)
+                for threads in [1, 2] {
+                    let context = ComputeContext(mode: .int8, threads: threads)
+                    let alone = layers.map { run($0, x, rows: rows, context) }
+                    let outputs = layers.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: rows * $0.outFeatures) }
+                    defer { outputs.forEach { $0.deallocate() } }
+                    outputs.forEach { $0.initialize(repeating: .nan) }
+                    x.withUnsafeBufferPointer { xb in
+                        let input = SharedInput(xb.baseAddress!, rows: rows, columns: k)
+                        Linear.forward(Array(zip(layers, outputs.map { $0.baseAddress! })), sharing: input, context: context)
+                    }
+                    for j in layers.indices {
+                        XCTAssertEqual(outputs[j].map(\.bitPattern), alone[j].map(\.bitPattern), "set \(i) layer \(j) rows \(rows) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {
         var y = [Float](repeating: .nan, count: rows * layer.outFeatures)
         x.withUnsafeBufferPointer { xb in

@@ -102,23 +102,38 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// a thread that starts late (or is slowed) leaves its last runs to the others, and at
     /// least 4 tiles (64 channels) each, below which handing a run out costs more than it computes.
     private func forTileRanges(threads: Int, _ body: (Range<Int>) -> Void) {
-        let pieces = max(1, min(tiles / 4, 4 * threads))
-        Parallel.forEach(pieces, threads: threads) { p in body((tiles * p / pieces)..<(tiles * (p + 1) / pieces)) }
+        let runs = tileRanges(threads: threads)
+        Parallel.forEach(runs.count, threads: threads) { body(runs[$0]) }
     }
 
-    /// y = x·Wᵀ (+ bias) for the rows of `x` (quantized with groups of this weight's group
-    /// size, with code sums when the weight has zero points), the output channels split over
-    /// `threads` threads in runs of whole tiles. y holds x.rows × `outputs` floats. Decoding
-    /// passes one row; several rows (a prompt, once the codes live only here) are taken one
-    /// after another within each run of tiles, which stays in the core's cache meanwhile.
-    public func multiply(_ x: QuantizedActivations, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
+    private func tileRanges(threads: Int) -> [Range<Int>] {
+        let pieces = max(1, min(tiles / 4, 4 * threads))
+        return (0..<pieces).map { p in (tiles * p / pieces)..<(tiles * (p + 1) / pieces) }
+    }
+
+    /// The rows of quantized activations as this weight's kernels read them: codes padded
+    /// with zeros to whole blocks, the per-group code sums the kernels need, and the row scales.
+    struct PreparedRows {
+        let rows: Int
+        let width: Int
+        let codes: UnsafeMutablePointer<Int8>
+        let ownSums: UnsafeMutablePointer<Int32>?
+        let sums: UnsafePointer<Int32>?
+        let sumStride: Int
+        let scales: UnsafePointer<Float>
+        /// Keeps the activations (scales, sums) alive while the rows are used.
+        let source: QuantizedActivations
+        func deallocate() { codes.deallocate(); ownSums?.deallocate() }
+    }
+
+    /// Pads `x`'s rows to whole blocks (8 inputs for packed nibbles, else 4) and finds the
+    /// code sums; deallocate the result when done.
+    func prepare(_ x: QuantizedActivations) -> PreparedRows {
         let m = x.rows
         precondition(m >= 1 && x.columns == inputs, "a batch-1 product takes rows of \(inputs) inputs")
         precondition(zeros == nil || (x.sums != nil && x.groups == groups), "activation code sums do not fit the weight's groups")
-        // x with zeros up to whole blocks (8 inputs for packed nibbles, else 4), row by row.
         let width = packedNibbles ? (quads + 1) / 2 * 8 : quads * 4
         let padded = UnsafeMutablePointer<Int8>.allocate(capacity: m * width)
-        defer { padded.deallocate() }
         for r in 0..<m {
             (padded + r * width).update(from: x.codes + r * inputs, count: inputs)
             (padded + r * width + inputs).initialize(repeating: 0, count: width - inputs)
@@ -126,7 +141,6 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         // Packed nibbles need Σ of x's codes per group (code = nibble − offset); these are the
         // integers x.sums holds when it has them.
         let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: m * groups) : nil
-        defer { ownSums?.deallocate() }
         if let ownSums {
             for r in 0..<m {
                 for g in 0..<groups {
@@ -138,25 +152,51 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         }
         let (sums, sumStride) = ownSums.map { (UnsafePointer($0), groups) }
             ?? (zeros == nil ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
-        let xscales = UnsafePointer(x.scales)
-        let (blocks, weightSums, scales, zeros) = (UnsafePointer(self.blocks.assumingMemoryBound(to: Int8.self)),
-                                                  self.weightSums.map { UnsafePointer($0) }, UnsafePointer(self.scales),
-                                                  self.zeros.map { UnsafePointer($0) })
-        let (quads, groupQuads, outputs, offset) = (self.quads, self.groupQuads, self.outputs, codeOffset)
-        let yAddress = UnsafeMutableRawPointer(y)
-        let nibbles = UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self)
-        forTileRanges(threads: threads) { t in
-            for r in 0..<m {
-                let out = yAddress.assumingMemoryBound(to: Float.self) + r * outputs
-                let (xr, rowSums) = (UnsafePointer(padded + r * width), sums.map { $0 + r * sumStride })
-                if let weightSums {
-                    eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, xr, xscales[r], rowSums, bias,
-                                t.lowerBound, t.upperBound, out, outputs)
-                } else {
-                    eqk_gemv_u4(nibbles, quads, groupQuads, offset, scales, zeros, xr, xscales[r], rowSums, bias,
-                                t.lowerBound, t.upperBound, out, outputs)
-                }
+        return PreparedRows(rows: m, width: width, codes: padded, ownSums: ownSums, sums: sums, sumStride: sumStride,
+                            scales: UnsafePointer(x.scales), source: x)
+    }
+
+    /// Output channels of tiles `tiles` for every prepared row: y[r·outputs + o] (+ bias).
+    func multiply(_ x: PreparedRows, tiles: Range<Int>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+        let blocks = UnsafePointer(self.blocks.assumingMemoryBound(to: Int8.self))
+        let scales = UnsafePointer(self.scales), zeros = self.zeros.map { UnsafePointer($0) }
+        for r in 0..<x.rows {
+            let xr = UnsafePointer(x.codes + r * x.width), rowSums = x.sums.map { $0 + r * x.sumStride }
+            if let weightSums {
+                eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, xr, x.scales[r], rowSums, bias,
+                            tiles.lowerBound, tiles.upperBound, y + r * outputs, outputs)
+            } else {
+                eqk_gemv_u4(UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self), quads, groupQuads, codeOffset,
+                            scales, zeros, xr, x.scales[r], rowSums, bias, tiles.lowerBound, tiles.upperBound,
+                            y + r * outputs, outputs)
             }
+        }
+    }
+
+    /// y = x·Wᵀ (+ bias) for the rows of `x` (quantized with groups of this weight's group
+    /// size, with code sums when the weight has zero points), the output channels split over
+    /// `threads` threads in runs of whole tiles. y holds x.rows × `outputs` floats. Decoding
+    /// passes one row; several rows (a prompt, once the codes live only here) are taken one
+    /// after another within each run of tiles, which stays in the core's cache meanwhile.
+    public func multiply(_ x: QuantizedActivations, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
+        let prepared = prepare(x)
+        defer { prepared.deallocate() }
+        let yAddress = UnsafeMutableRawPointer(y)
+        forTileRanges(threads: threads) { multiply(prepared, tiles: $0, bias: bias, into: yAddress.assumingMemoryBound(to: Float.self)) }
+    }
+
+    /// Several products of one row each in one parallel step (q, k and v; gate and up):
+    /// the same numbers as one `multiply` per weight, with one hand-out of work instead of several.
+    static func multiply(_ products: [(weight: StreamingQuantizedWeight, x: QuantizedActivations, y: UnsafeMutablePointer<Float>)],
+                         threads: Int) {
+        let prepared = products.map { $0.weight.prepare($0.x) }
+        defer { prepared.forEach { $0.deallocate() } }
+        var runs: [(product: Int, tiles: Range<Int>)] = []
+        for (i, p) in products.enumerated() { runs += p.weight.tileRanges(threads: threads).map { (i, $0) } }
+        let outputs = products.map { UnsafeMutableRawPointer($0.y) }
+        Parallel.forEach(runs.count, threads: threads) { r in
+            let (i, tiles) = runs[r]
+            products[i].weight.multiply(prepared[i], tiles: tiles, bias: nil, into: outputs[i].assumingMemoryBound(to: Float.self))
         }
     }
 

@@ -109,6 +109,31 @@ public struct Linear: Sendable {
         forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads), y, context)
     }
 
+    /// Layers that read one input (q, k and v; gate and up), each into its own output. At one
+    /// row in int8 mode, with every weight in a batch-1 layout, one parallel step computes
+    /// them all; otherwise they run one after another. Either way each output equals that of
+    /// `forward(input, into:, context:)` for its layer, bit for bit.
+    public static func forward(_ layers: [(layer: Linear, y: UnsafeMutablePointer<Float>)], sharing input: SharedInput,
+                               context: ComputeContext) {
+        var products: [(weight: StreamingQuantizedWeight, x: QuantizedActivations, y: UnsafeMutablePointer<Float>)] = []
+        if input.rows == 1 && context.mode == .int8 {
+            for (layer, y) in layers {
+                guard case .quantized(let w) = layer.weight, layer.outliers == nil || layer.outliers!.count == 0,
+                      layer.inFeatures == input.columns, let streaming = w.streaming(outputIsRows: layer.outputIsRows) else { break }
+                products.append((streaming, input.quantized(groupSize: layer.kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads), y))
+            }
+        }
+        guard !layers.isEmpty, products.count == layers.count else {
+            for (layer, y) in layers { layer.forward(input, into: y, context: context) }
+            return
+        }
+        StreamingQuantizedWeight.multiply(products, threads: context.threads)
+        // The kernel adds a bias as this does (one float addition per output).
+        for (layer, y) in layers {
+            layer.bias?.withUnsafeBufferPointer { eqk_add_bias(y, 1, layer.outFeatures, layer.outFeatures, $0.baseAddress!) }
+        }
+    }
+
     /// Output channels [n0, n1) of every parallel piece: at most `width` wide (rounded up
     /// to 16), as many pieces as fit a whole number of rounds on `threads` threads, and of
     /// equal width so no thread waits for a lone narrow piece (576 channels on 2 threads:

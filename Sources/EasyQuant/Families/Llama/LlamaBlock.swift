@@ -27,10 +27,7 @@ struct LlamaBlock: DecoderBlock {
         profile.measure(.other) { norm1.apply(x, rows: t, columns: e, into: s.normed, threads: context.threads) }
         pass.see(layer, .attentionInput, s.normed, width: e)
         profile.measure(.blockProducts) {
-            let input = SharedInput(s.normed, rows: t, columns: e)
-            query.forward(input, into: q, context: context)
-            key.forward(input, into: k, context: context)
-            value.forward(input, into: v, context: context)
+            Linear.forward([(query, q), (key, k), (value, v)], sharing: SharedInput(s.normed, rows: t, columns: e), context: context)
         }
         profile.measure(.attention) {
             pass.rotary?.rotate(q, rows: t, ld: e, heads: heads.heads)
@@ -58,9 +55,7 @@ struct LlamaBlock: DecoderBlock {
         pass.see(layer, .mlpInput, s.normed, width: e)
         let inner = up.outFeatures
         profile.measure(.blockProducts) {
-            let input = SharedInput(s.normed, rows: t, columns: e)
-            gate.forward(input, into: s.gate, context: context)
-            up.forward(input, into: s.inner, context: context)
+            Linear.forward([(gate, s.gate), (up, s.inner)], sharing: SharedInput(s.normed, rows: t, columns: e), context: context)
         }
         profile.measure(.other) { VectorOps.swiglu(gate: s.gate, up: s.inner, count: t * inner, out: s.inner, threads: context.threads) }
         pass.see(layer, .mlpHidden, s.inner, width: inner)
