@@ -417,6 +417,24 @@ final class HostileFileTests: XCTestCase {
         XCTAssertTrue(message?.hasPrefix(#"crafted.gguf: key test.\u{0}\n4: unknown value type 99 at byte"#) == true, message ?? "nil")
     }
 
+    /// fuzz-tokenizer, 20:08 on 2026-12-03: a 2.8 KiB tokenizer.json listing 300 tokens, one
+    /// of them with id 10,588,888, sized the vocabulary tables to 10.6 million ids (1.6 s and
+    /// hundreds of MB per load under AddressSanitizer). Ids may leave gaps, but the id space is
+    /// now bounded by twice the tokens listed (+ 1024).
+    func testSparseIdsFarBeyondTheTokenCountAreRefused() throws {
+        func json(_ id: Int) -> [UInt8] {
+            Array(#"{"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":ID},"merges":[]}}"#
+                .replacingOccurrences(of: "ID", with: String(id)).utf8)
+        }
+        XCTAssertThrowsError(try BPETokenizer(tokenizerJSON: json(10_588_888))) {
+            XCTAssertEqual("\($0)", "tokenizer.json: not a usable byte-level BPE vocabulary: it lists 3 tokens but uses ids up to 10588888; ids may leave gaps, but must stay below 1030 (2 × tokens + 1024); use the tokenizer files that belong to the model, unmodified")
+        }
+        // A gap within the bound still loads, and decodes to U+FFFD.
+        let gappy = try BPETokenizer(tokenizerJSON: json(1029))
+        XCTAssertEqual(gappy.decodeText([0, 2]), "a\u{FFFD}")
+        XCTAssertThrowsError(try BPETokenizer(tokenizerJSON: json(1030)))
+    }
+
     /// fuzz-tokenizer, first minute: an added token that gives a model.vocab id another text
     /// (`<|endoftextl>` for id 300, `<|endoftext|>` in the vocabulary) loaded, and then its
     /// special token decoded to different bytes than it encoded. The tokenizer work, merged

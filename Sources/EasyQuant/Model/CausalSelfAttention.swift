@@ -105,16 +105,19 @@ enum CausalSelfAttention {
 
     /// One new token against the cache (decoding): per key/value head, the scores of each
     /// query head of its group, their softmax and the weighted values in one pass over the
-    /// cached rows (eqk_attend_one), the heads spread over the threads.
+    /// cached rows (eqk_attend_one). Each thread takes a run of neighbouring heads, so that
+    /// it reads one longer piece of every cached row rather than every other head's piece.
     static func forwardOne(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, group = layout.heads / layout.kvHeads, keys = o.start + 1
         let scale = 1 / Float(d).squareRoot()
         let outAddress = UnsafeMutableRawPointer(out)
-        Parallel.forEach(layout.kvHeads, threads: context.threads) { kv in
+        Parallel.forRanges(layout.kvHeads, threads: context.threads) { heads in
+            for kv in heads {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: keys) { scores in
                 VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
                                     values: o.v + kv * d, ldv: o.ldv, count: keys, scale: scale, scores: scores.baseAddress!,
                                     out: outAddress.assumingMemoryBound(to: Float.self) + kv * group * d)
+            }
             }
         }
     }

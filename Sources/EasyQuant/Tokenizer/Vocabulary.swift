@@ -20,6 +20,11 @@ struct Vocabulary: Sendable {
 
     /// Ids above this are refused: the tables are sized by the largest id.
     static let idLimit = 1 << 24
+    /// Ids may leave gaps, but the id space may be at most about twice what is listed: the
+    /// tables are sized by the largest id, so a few listed tokens with one huge id would make a
+    /// file of a few KiB cost hundreds of MB (found by fuzz-tokenizer). Real vocabularies are
+    /// dense or nearly so.
+    static func idSpaceLimit(tokens: Int) -> Int { min(idLimit, 2 * tokens + 1024) }
     /// Longer token texts are refused (the lookup tables store lengths in 16 bits).
     static let longestToken = 65535
 
@@ -35,6 +40,10 @@ struct Vocabulary: Sendable {
             maxID = max(maxID, e.id)
         }
         let count = maxID + 1
+        guard count <= Vocabulary.idSpaceLimit(tokens: entries.count) else {
+            throw TokenizerError.invalidVocabulary(
+                file: file, reason: "it lists \(entries.count) tokens but uses ids up to \(maxID); ids may leave gaps, but must stay below \(Vocabulary.idSpaceLimit(tokens: entries.count)) (2 × tokens + 1024)")
+        }
         var texts = [String?](repeating: nil, count: count)
         var types = [TokenType](repeating: .unused, count: count)
         let index = ByteStringTable(expectedCount: entries.count)
