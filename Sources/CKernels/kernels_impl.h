@@ -384,15 +384,38 @@ void EQK_NAME(eqk_scale_columns)(const float *x, size_t ldx, size_t rows, size_t
     }
 }
 
-/// Σ_c a[c]·b[c] over n floats.
-EQK_INLINE float dot(const float *a, const float *b, size_t n) {
-    vf s0 = {0}, s1 = {0};
+/// Σ of the lanes, pairwise (shorter dependency chains than `hsum`; attention only).
+EQK_INLINE float hsum_pairwise(vf v) {
+    float b[W];
+    store(b, v);
+    for (int w = W / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) b[l] += b[l + w];
+    return b[0];
+}
+
+/// scores[t] = q·k_t for the keys t0 ..< t0 + 4: four independent sums, so that the loads
+/// and multiply-adds of neighbouring keys overlap.
+EQK_INLINE void dot4(const float *q, const float *k, size_t ldk, size_t d, float *scores) {
+    vf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     size_t c = 0;
-    for (; c + 2 * W <= n; c += 2 * W) { s0 += load(a + c) * load(b + c); s1 += load(a + c + W) * load(b + c + W); }
-    for (; c + W <= n; c += W) s0 += load(a + c) * load(b + c);
-    float s = hsum(s0 + s1);
-    for (; c < n; c++) s += a[c] * b[c];
-    return s;
+    for (; c + W <= d; c += W) {
+        vf qc = load(q + c);
+        s0 += qc * load(k + c); s1 += qc * load(k + ldk + c);
+        s2 += qc * load(k + 2 * ldk + c); s3 += qc * load(k + 3 * ldk + c);
+    }
+    float r[4] = {hsum_pairwise(s0), hsum_pairwise(s1), hsum_pairwise(s2), hsum_pairwise(s3)};
+    for (; c < d; c++)
+        for (int j = 0; j < 4; j++) r[j] += q[c] * k[j * ldk + c];
+    memcpy(scores, r, sizeof r);
+}
+
+EQK_INLINE float dot1(const float *q, const float *k, size_t d) {
+    vf s0 = {0};
+    size_t c = 0;
+    for (; c + W <= d; c += W) s0 += load(q + c) * load(k + c);
+    float r = hsum_pairwise(s0);
+    for (; c < d; c++) r += q[c] * k[c];
+    return r;
 }
 
 void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v,
@@ -400,20 +423,32 @@ void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const floa
     for (size_t h = 0; h < group; h++) {
         const float *qh = q + h * d;
         float *oh = out + h * d;
-        for (size_t t = 0; t < keys; t++) scores[t] = dot(qh, k + t * ldk, d);
+        size_t t = 0;
+        for (; t + 4 <= keys; t += 4) dot4(qh, k + t * ldk, ldk, d, scores + t);
+        for (; t < keys; t++) scores[t] = dot1(qh, k + t * ldk, d);
         float m = scale * row_max(scores, keys);
-        float inverse = 1.0f / exp_shifted(scores, keys, scale, m);
-        memset(oh, 0, d * sizeof(float));
-        for (size_t t = 0; t < keys; t++) {
-            const float *vt = v + t * ldv;
-            vf p = splat(scores[t]);
-            size_t c = 0;
-            for (; c + W <= d; c += W) store(oh + c, load(oh + c) + p * load(vt + c));
-            for (; c < d; c++) oh[c] += scores[t] * vt[c];
+        vf inverse = splat(1.0f / exp_shifted(scores, keys, scale, m));
+        // Σ_t p_t·v_t over spans of up to 4 vectors of the head, held in registers over all keys.
+        for (size_t c0 = 0; c0 < d; c0 += 4 * W) {
+            size_t span = d - c0 < 4 * W ? d - c0 : 4 * W, full = span / W;
+            vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (size_t t = 0; t < keys; t++) {
+                const float *vt = v + t * ldv + c0;
+                vf p = splat(scores[t]);
+                if (full > 0) a0 += p * load(vt);
+                if (full > 1) a1 += p * load(vt + W);
+                if (full > 2) a2 += p * load(vt + 2 * W);
+                if (full > 3) a3 += p * load(vt + 3 * W);
+            }
+            if (full > 0) store(oh + c0, a0 * inverse);
+            if (full > 1) store(oh + c0 + W, a1 * inverse);
+            if (full > 2) store(oh + c0 + 2 * W, a2 * inverse);
+            if (full > 3) store(oh + c0 + 3 * W, a3 * inverse);
+            for (size_t c = c0 + full * W; c < c0 + span; c++) {
+                float a = 0;
+                for (size_t t = 0; t < keys; t++) a += scores[t] * v[t * ldv + c];
+                oh[c] = a * inverse[0];
+            }
         }
-        vf iv = splat(inverse);
-        size_t c = 0;
-        for (; c + W <= d; c += W) store(oh + c, load(oh + c) * iv);
-        for (; c < d; c++) oh[c] *= inverse;
     }
 }

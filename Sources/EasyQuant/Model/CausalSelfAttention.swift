@@ -103,21 +103,23 @@ enum CausalSelfAttention {
         return (qFactor, kFactor)
     }
 
-    /// One new token against the cache (decoding): per key/value head, the scores of each
-    /// query head of its group, their softmax and the weighted values in one pass over the
-    /// cached rows (eqk_attend_one). Each thread takes a run of neighbouring heads, so that
-    /// it reads one longer piece of every cached row rather than every other head's piece.
+    /// One new token against the cache (decoding): per query head, the scores, their
+    /// softmax and the weighted values in one pass over the cached rows of its key/value
+    /// head (eqk_attend_one). Each thread takes a run of neighbouring heads, so that it reads
+    /// one longer piece of every cached row; heads rather than key/value heads are split,
+    /// so that 3 key/value heads (SmolLM2) still divide evenly over 2 threads.
     static func forwardOne(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, group = layout.heads / layout.kvHeads, keys = o.start + 1
         let scale = 1 / Float(d).squareRoot()
         let outAddress = UnsafeMutableRawPointer(out)
-        Parallel.forRanges(layout.kvHeads, threads: context.threads) { heads in
-            for kv in heads {
+        Parallel.forRanges(layout.heads, threads: context.threads) { heads in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: keys) { scores in
-                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
-                                    values: o.v + kv * d, ldv: o.ldv, count: keys, scale: scale, scores: scores.baseAddress!,
-                                    out: outAddress.assumingMemoryBound(to: Float.self) + kv * group * d)
-            }
+                for h in heads {
+                    let kv = h / group
+                    VectorOps.attendOne(o.q + h * d, group: 1, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
+                                        values: o.v + kv * d, ldv: o.ldv, count: keys, scale: scale, scores: scores.baseAddress!,
+                                        out: outAddress.assumingMemoryBound(to: Float.self) + h * d)
+                }
             }
         }
     }
