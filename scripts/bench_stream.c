@@ -1,6 +1,6 @@
 // Memory bandwidth, STREAM style, for scripts/bench-stream: a triad a = b + s·c and a read
 // (Σ of one array) over arrays far larger than the caches, split over 1 and 2 threads
-// (pthreads, each thread its own contiguous part), best of several repetitions. Bytes
+// (pthreads, each thread its own contiguous part), the median of 15 passes. Bytes
 // counted as STREAM counts them: 3 arrays for the triad (no write-allocate traffic), 1 for
 // the read. Prints one JSON object.
 //     cc -O2 -march=native -pthread bench_stream.c -o bench_stream && ./bench_stream [MiB per array] [threads...]
@@ -57,6 +57,11 @@ static double pass(int kind, int threads, double *sink) {
     return t1 - t0;
 }
 
+static int by_value(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
 int main(int argc, char **argv) {
     size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 256;
     n = mib * 1024 * 1024 / sizeof(double);
@@ -71,14 +76,18 @@ int main(int argc, char **argv) {
     for (int arg = 2; arg < (argc > 2 ? argc : 4); arg++) {
         int threads = argc > 2 ? atoi(argv[arg]) : arg - 1;
         if (threads < 1 || threads > 64) continue;
-        double best[2] = {1e30, 1e30};
-        for (int rep = 0; rep < 8; rep++)
-            for (int kind = 0; kind < 2; kind++) {
-                double s = pass(kind, threads, &sink);
-                if (s < best[kind]) best[kind] = s;
-            }
-        printf("%s{\"threads\": %d, \"triad_gb_s\": %.2f, \"read_gb_s\": %.2f}", first ? "" : ", ", threads,
-               3.0 * n * sizeof(double) / best[0] / 1e9, 1.0 * n * sizeof(double) / best[1] / 1e9);
+        // The median pass, not the best: on a shared virtual machine single passes run up to
+        // twice as fast as the rest now and then, and the best of several reported that.
+        enum { PASSES = 15 };
+        double times[2][PASSES];
+        for (int rep = 0; rep < PASSES; rep++)
+            for (int kind = 0; kind < 2; kind++) times[kind][rep] = pass(kind, threads, &sink);
+        qsort(times[0], PASSES, sizeof(double), by_value);
+        qsort(times[1], PASSES, sizeof(double), by_value);
+        double median[2] = {times[0][PASSES / 2], times[1][PASSES / 2]};
+        printf("%s{\"threads\": %d, \"triad_gb_s\": %.2f, \"read_gb_s\": %.2f, \"read_best_gb_s\": %.2f}", first ? "" : ", ", threads,
+               3.0 * n * sizeof(double) / median[0] / 1e9, 1.0 * n * sizeof(double) / median[1] / 1e9,
+               1.0 * n * sizeof(double) / times[1][0] / 1e9);
         first = 0;
     }
     printf("], \"check\": %g}\n", sink > 0 ? 1.0 : 0.0);
