@@ -196,46 +196,56 @@ final class KernelMatrixVectorTests: XCTestCase {
     /// products of several rows (a prompt), now taken row by row there, equal the batch
     /// products before the switch: bit for bit in int8, within 1e-5 in f32.
     func testCodesKeptOnlyInTheStreamingLayout() throws {
-        var seed: UInt64 = 1300, switched = 0
+        var switched = 0
+        try forEachLayer(firstSeed: 1300) { c, k, n, outputIsRows, layer, w, q, seed in
+            var rng = SeededFloats(seed: seed)
+            let rows = 5
+            let x = rng.normal(rows * k)
+            let label = "\(c.name) k=\(k) n=\(n) rows=\(outputIsRows)"
+            let int8Before = run(layer, x, rows: rows, ComputeContext(mode: .int8, threads: 2))
+            let f32Before = run(layer, x, rows: rows, ComputeContext(mode: .f32, threads: 2))
+            var firstRow = [Float](repeating: .nan, count: q.shape[1])
+            w.dequantize(rows: 0..<1, columns: 0..<q.shape[1], into: &firstRow, ld: q.shape[1])
+            let codes = w.codes
+            guard w.keepOnlyStreamingForm(outputIsRows: outputIsRows) else {
+                XCTAssertNil(w.streaming(outputIsRows: outputIsRows), label)
+                return
+            }
+            switched += 1
+            let form = try XCTUnwrap(w.streamedForm(outputIsRows: outputIsRows))
+            XCTAssertNil(w.streamedForm(outputIsRows: !outputIsRows), label)
+            XCTAssertEqual(w.memoryBytes, form.memoryBytes, label)
+            XCTAssertEqual(w.codes, codes, label)
+            var again = [Float](repeating: .nan, count: q.shape[1])
+            w.dequantize(rows: 0..<1, columns: 0..<q.shape[1], into: &again, ld: q.shape[1])
+            XCTAssertEqual(again.map(\.bitPattern), firstRow.map(\.bitPattern), label)
+            for threads in [1, 2] {
+                let int8After = run(layer, x, rows: rows, ComputeContext(mode: .int8, threads: threads))
+                XCTAssertEqual(int8After.map(\.bitPattern), int8Before.map(\.bitPattern), "\(label) threads=\(threads)")
+                let f32After = run(layer, x, rows: rows, ComputeContext(mode: .f32, threads: threads))
+                let scale = max(1e-30, f32Before.map { abs(Double($0)) }.max()!)
+                let error = zip(f32After, f32Before).map { abs(Double($0) - Double($1)) }.max()!
+                XCTAssertLessThan(error / scale, 1e-5, "\(label) threads=\(threads)")
+            }
+        }
+        XCTAssertGreaterThan(switched, 0, "no weight switched to the streaming layout")
+    }
+
+    /// Calls `body` with a fresh layer for every case, shape and orientation (seeds counting
+    /// up from `firstSeed`): case, k, n, orientation, layer, its weight, its tensor, seed.
+    func forEachLayer(firstSeed: UInt64,
+                      _ body: (Case, Int, Int, Bool, Linear, QuantizedWeight, QuantizedTensor, UInt64) throws -> Void) throws {
+        var seed = firstSeed
         for c in Self.cases {
             for (k, n) in Self.shapes {
                 for outputIsRows in [false, true] {
                     seed += 1
                     let (layer, q) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
-                    guard case .quantized(let w) = layer.weight else { return XCTFail() }
-                    var rng = SeededFloats(seed: seed)
-                    let rows = 5
-                    let x = rng.normal(rows * k)
-                    let label = "\(c.name) k=\(k) n=\(n) rows=\(outputIsRows)"
-                    let int8Before = run(layer, x, rows: rows, ComputeContext(mode: .int8, threads: 2))
-                    let f32Before = run(layer, x, rows: rows, ComputeContext(mode: .f32, threads: 2))
-                    var firstRow = [Float](repeating: .nan, count: q.shape[1])
-                    w.dequantize(rows: 0..<1, columns: 0..<q.shape[1], into: &firstRow, ld: q.shape[1])
-                    let codes = w.codes
-                    guard w.keepOnlyStreamingForm(outputIsRows: outputIsRows) else {
-                        XCTAssertNil(w.streaming(outputIsRows: outputIsRows), label)
-                        continue
-                    }
-                    switched += 1
-                    let form = try XCTUnwrap(w.streamedForm(outputIsRows: outputIsRows))
-                    XCTAssertNil(w.streamedForm(outputIsRows: !outputIsRows), label)
-                    XCTAssertEqual(w.memoryBytes, form.memoryBytes, label)
-                    XCTAssertEqual(w.codes, codes, label)
-                    var again = [Float](repeating: .nan, count: q.shape[1])
-                    w.dequantize(rows: 0..<1, columns: 0..<q.shape[1], into: &again, ld: q.shape[1])
-                    XCTAssertEqual(again.map(\.bitPattern), firstRow.map(\.bitPattern), label)
-                    for threads in [1, 2] {
-                        let int8After = run(layer, x, rows: rows, ComputeContext(mode: .int8, threads: threads))
-                        XCTAssertEqual(int8After.map(\.bitPattern), int8Before.map(\.bitPattern), "\(label) threads=\(threads)")
-                        let f32After = run(layer, x, rows: rows, ComputeContext(mode: .f32, threads: threads))
-                        let scale = max(1e-30, f32Before.map { abs(Double($0)) }.max()!)
-                        let error = zip(f32After, f32Before).map { abs(Double($0) - Double($1)) }.max()!
-                        XCTAssertLessThan(error / scale, 1e-5, "\(label) threads=\(threads)")
-                    }
+                    guard case .quantized(let w) = layer.weight else { return XCTFail("not quantized") }
+                    try body(c, k, n, outputIsRows, layer, w, q, seed)
                 }
             }
         }
-        XCTAssertGreaterThan(switched, 0, "no weight switched to the streaming layout")
     }
 
     /// Layers reading one input in one step (`Linear.forward(_:sharing:)`: q, k and v; gate
