@@ -182,11 +182,14 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// row after row for several rows (`Linear`). Call it while no forward pass runs.
     @discardableResult
     public func keepOnlyStreamingForm(outputIsRows: Bool) -> Bool {
-        if let streamed { return streamed.outputIsRows == outputIsRows }
         guard let form = streaming(outputIsRows: outputIsRows) else { return false }
-        streamed = (form, outputIsRows)
-        wide = []; nibbles = []
-        return true
+        // Under the lock: two layers sharing this weight may ask at once.
+        return streamingLock.withLock {
+            if let streamed { return streamed.outputIsRows == outputIsRows }
+            streamed = (form, outputIsRows)
+            wide = []; nibbles = []
+            return true
+        }
     }
 
     /// The batch-1 layout for `outputIsRows` when it holds the only copy of the codes (after
