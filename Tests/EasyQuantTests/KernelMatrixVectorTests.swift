@@ -47,42 +47,34 @@ final class KernelMatrixVectorTests: XCTestCase {
     func testBatchOneEqualsTheBatchProductExactly() throws {
         var checked = 0, streamed = 0
         for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
-            var seed: UInt64 = 1
-            for c in Self.cases {
-                for (k, n) in Self.shapes {
-                    for outputIsRows in [false, true] {
-                        seed += 1
-                        let (layer, q) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
-                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
-                        if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
-                        var rng = SeededFloats(seed: seed &* 7)
-                        let x = rng.normal(2 * k)
-                        for threads in [1, 2, 3] {
-                            let context = ComputeContext(mode: .int8, threads: threads)
-                            let batch = run(layer, x, rows: 2, context)
-                            let single = run(layer, Array(x[0..<k]), rows: 1, context)
-                            let label = "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)"
-                            XCTAssertEqual(single.map(\.bitPattern), batch[0..<n].map(\.bitPattern), label)
-                            // Against the definition: Σ_i x̂_i·ŵ_i in double from the dequantized codes.
-                            let xq = x.withUnsafeBufferPointer {
-                                QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: k, withSums: false, threads: 1)
-                            }
-                            let wd = q.dequantized()
-                            var scaleOfY = 1e-30
-                            var expected = [Double](repeating: 0, count: n)
-                            for o in 0..<n {
-                                var s = Double(layer.bias?[o] ?? 0)
-                                for i in 0..<k {
-                                    s += Double(xq.codes[i]) * Double(xq.scales[0]) * Double(wd[outputIsRows ? o * k + i : i * n + o])
-                                }
-                                expected[o] = s
-                                scaleOfY = max(scaleOfY, abs(s))
-                            }
-                            let error = zip(single, expected).map { abs(Double($0) - $1) }.max()!
-                            XCTAssertLessThan(error / scaleOfY, 1e-5, label)
-                            checked += 1
-                        }
+            try forEachLayer(firstSeed: 1) { c, k, n, outputIsRows, layer, w, q, seed in
+                if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
+                var rng = SeededFloats(seed: seed &* 7)
+                let x = rng.normal(2 * k)
+                for threads in [1, 2, 3] {
+                    let context = ComputeContext(mode: .int8, threads: threads)
+                    let batch = run(layer, x, rows: 2, context)
+                    let single = run(layer, Array(x[0..<k]), rows: 1, context)
+                    let label = "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)"
+                    XCTAssertEqual(single.map(\.bitPattern), batch[0..<n].map(\.bitPattern), label)
+                    // Against the definition: Σ_i x̂_i·ŵ_i in double from the dequantized codes.
+                    let xq = x.withUnsafeBufferPointer {
+                        QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: k, withSums: false, threads: 1)
                     }
+                    let wd = q.dequantized()
+                    var scaleOfY = 1e-30
+                    var expected = [Double](repeating: 0, count: n)
+                    for o in 0..<n {
+                        var s = Double(layer.bias?[o] ?? 0)
+                        for i in 0..<k {
+                            s += Double(xq.codes[i]) * Double(xq.scales[0]) * Double(wd[outputIsRows ? o * k + i : i * n + o])
+                        }
+                        expected[o] = s
+                        scaleOfY = max(scaleOfY, abs(s))
+                    }
+                    let error = zip(single, expected).map { abs(Double($0) - $1) }.max()!
+                    XCTAssertLessThan(error / scaleOfY, 1e-5, label)
+                    checked += 1
                 }
             }
         }
@@ -110,26 +102,19 @@ final class KernelMatrixVectorTests: XCTestCase {
     /// f32 mode at one row (the codes read in the streaming layout, float sums) stays within
     /// 1e-5 of the largest output of the batch product through the dequantized weight.
     func testBatchOneFloatProductIsWithinRoundingOfTheBatchProduct() throws {
-        var seed: UInt64 = 900, streamed = 0
+        var streamed = 0
         for set in ["baseline", "avx2", "avx512"] where VectorOps.useInstructionSet(set) {
-            for c in Self.cases {
-                for (k, n) in Self.shapes {
-                    for outputIsRows in [false, true] {
-                        seed += 1
-                        let (layer, _) = try linear(c, k: k, n: n, outputIsRows: outputIsRows, seed: seed)
-                        guard case .quantized(let w) = layer.weight else { return XCTFail() }
-                        if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
-                        var rng = SeededFloats(seed: seed)
-                        let x = rng.normal(2 * k)
-                        for threads in [1, 2, 3] {
-                            let context = ComputeContext(mode: .f32, threads: threads)
-                            let batch = Array(run(layer, x, rows: 2, context)[0..<n])
-                            let single = run(layer, Array(x[0..<k]), rows: 1, context)
-                            let scale = max(1e-30, batch.map { abs(Double($0)) }.max()!)
-                            let error = zip(single, batch).map { abs(Double($0) - Double($1)) }.max()!
-                            XCTAssertLessThan(error / scale, 1e-5, "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)")
-                        }
-                    }
+            try forEachLayer(firstSeed: 900) { c, k, n, outputIsRows, layer, w, _, seed in
+                if w.streaming(outputIsRows: outputIsRows) != nil { streamed += 1 }
+                var rng = SeededFloats(seed: seed)
+                let x = rng.normal(2 * k)
+                for threads in [1, 2, 3] {
+                    let context = ComputeContext(mode: .f32, threads: threads)
+                    let batch = Array(run(layer, x, rows: 2, context)[0..<n])
+                    let single = run(layer, Array(x[0..<k]), rows: 1, context)
+                    let scale = max(1e-30, batch.map { abs(Double($0)) }.max()!)
+                    let error = zip(single, batch).map { abs(Double($0) - Double($1)) }.max()!
+                    XCTAssertLessThan(error / scale, 1e-5, "\(set) \(c.name) k=\(k) n=\(n) rows=\(outputIsRows) threads=\(threads)")
                 }
             }
         }
