@@ -21,7 +21,9 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        if WorkerPool.forThreads(workers)?.run(count, body) == true { return }
+        // One pool per thread count the tools asked for (not per step size), so that a
+        // small step does not start a second set of polling helpers.
+        if WorkerPool.forThreads(threads)?.run(count, body) == true { return }
         let lock = Lock()
         var next = 0
         withoutActuallyEscaping(body) { body in
