@@ -27,13 +27,22 @@ final class ParallelTests: XCTestCase {
         }
     }
 
-    func testStepsAfterTheWorkersSleptStillRun() {
-        // Past the polling time the helpers sleep; the next step must wake them or run anyway.
+    func testSleepingHelpersAreWokenForTheNextStep() {
+        // Past the polling time the helpers sleep; the next step must wake them. Items of 1 ms
+        // leave a woken helper ample time to take some, so a lost wake-up shows as a step that
+        // ran on the calling thread alone.
         for _ in 0..<3 {
             Thread.sleep(forTimeInterval: 0.002)
-            let tally = Tally(64)
-            Parallel.forEach(64, threads: 2) { tally.hit($0) }
-            XCTAssertEqual(tally.all, [Int](repeating: 1, count: 64))
+            let tally = Tally(32)
+            let lock = Lock()
+            var threads = Set<UInt>()
+            Parallel.forEach(32, threads: 2) { i in
+                Thread.sleep(forTimeInterval: 0.001)
+                lock.withLock { _ = threads.insert(UInt(pthread_self())) }
+                tally.hit(i)
+            }
+            XCTAssertEqual(tally.all, [Int](repeating: 1, count: 32))
+            XCTAssertEqual(threads.count, 2, "a sleeping helper was not woken")
         }
     }
 
