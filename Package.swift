@@ -77,6 +77,8 @@ let package = Package(
             dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "eqbench-gemm", dependencies: ["EasyQuant"]),
+        // Times the batch-1 products of a decode step for scripts/bench-gemv.
+        .executableTarget(name: "eqbench-gemv", dependencies: ["EasyQuant"]),
         .executableTarget(
             name: "eqtable",
             dependencies: ["EasyQuant", "EasyQuantCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -134,8 +134,8 @@ void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, con
 }
 
 void eqk_attend_one(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v, size_t ldv,
-                    size_t keys, float scale, float *scores, float *out) {
-    DISPATCH(eqk_attend_one, (q, group, d, k, ldk, v, ldv, keys, scale, scores, out))
+                    size_t keys, float scale, float *scores, float *out, float *partial) {
+    DISPATCH(eqk_attend_one, (q, group, d, k, ldk, v, ldv, keys, scale, scores, out, partial))
 }
 
 // AVX-512 CPUs without VNNI run the AVX2 copy (256-bit maddubs), which reads as fast.

@@ -393,6 +393,37 @@ EQK_INLINE float hsum_pairwise(vf v) {
     return b[0];
 }
 
+/// hsum_pairwise of four vectors at once, into r[0...3]: the same additions in the same
+/// order (lane l plus lane l + w for w = W/2, W/4, ..., 1), so the same float bits, but each
+/// level adds the halves of two vectors in one vector addition instead of lane by lane.
+EQK_INLINE void hsum4_pairwise(vf s0, vf s1, vf s2, vf s3, float *r) {
+#if EQK_W == 16
+    vf x = __builtin_shufflevector(s0, s1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(s0, s1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    vf y = __builtin_shufflevector(s2, s3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(s2, s3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    // x = [s0: 8 | s1: 8], y = [s2: 8 | s3: 8]; next, lane l plus lane l + 4 of each 8.
+    vf z = __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    typedef float vf8 __attribute__((vector_size(32), aligned(4)));
+    vf8 u = __builtin_shufflevector(z, z, 0, 1, 4, 5, 8, 9, 12, 13) + __builtin_shufflevector(z, z, 2, 3, 6, 7, 10, 11, 14, 15);
+#elif EQK_W == 8
+    vf x = __builtin_shufflevector(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15);
+    vf y = __builtin_shufflevector(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15);
+    // x = [s0: 4 | s1: 4], y = [s2: 4 | s3: 4]; next, lane l plus lane l + 2 of each 4.
+    vf u = __builtin_shufflevector(x, y, 0, 1, 4, 5, 8, 9, 12, 13) + __builtin_shufflevector(x, y, 2, 3, 6, 7, 10, 11, 14, 15);
+#else
+    r[0] = hsum_pairwise(s0); r[1] = hsum_pairwise(s1); r[2] = hsum_pairwise(s2); r[3] = hsum_pairwise(s3);
+    return;
+#endif
+#if EQK_W == 16 || EQK_W == 8
+    // u = [s0: 2 | s1: 2 | s2: 2 | s3: 2]; last, lane l plus lane l + 1.
+    typedef float vf4 __attribute__((vector_size(16), aligned(4)));
+    vf4 sums = __builtin_shufflevector(u, u, 0, 2, 4, 6) + __builtin_shufflevector(u, u, 1, 3, 5, 7);
+    memcpy(r, &sums, sizeof sums);
+#endif
+}
+
 /// scores[t] = q·k_t for the keys t0 ..< t0 + 4: four independent sums, so that the loads
 /// and multiply-adds of neighbouring keys overlap.
 EQK_INLINE void dot4(const float *q, const float *k, size_t ldk, size_t d, float *scores) {
@@ -403,7 +434,8 @@ EQK_INLINE void dot4(const float *q, const float *k, size_t ldk, size_t d, float
         s0 += qc * load(k + c); s1 += qc * load(k + ldk + c);
         s2 += qc * load(k + 2 * ldk + c); s3 += qc * load(k + 3 * ldk + c);
     }
-    float r[4] = {hsum_pairwise(s0), hsum_pairwise(s1), hsum_pairwise(s2), hsum_pairwise(s3)};
+    float r[4];
+    hsum4_pairwise(s0, s1, s2, s3, r);
     for (; c < d; c++)
         for (int j = 0; j < 4; j++) r[j] += q[c] * k[j * ldk + c];
     memcpy(scores, r, sizeof r);
@@ -419,7 +451,7 @@ EQK_INLINE float dot1(const float *q, const float *k, size_t d) {
 }
 
 void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v,
-                              size_t ldv, size_t keys, float scale, float *scores, float *out) {
+                              size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial) {
     for (size_t h = 0; h < group; h++) {
         const float *qh = q + h * d;
         float *oh = out + h * d;
@@ -427,18 +459,28 @@ void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const floa
         for (; t + 4 <= keys; t += 4) dot4(qh, k + t * ldk, ldk, d, scores + t);
         for (; t < keys; t++) scores[t] = dot1(qh, k + t * ldk, d);
         float m = scale * row_max(scores, keys);
-        vf inverse = splat(1.0f / exp_shifted(scores, keys, scale, m));
+        float sum = exp_shifted(scores, keys, scale, m);
+        // A part of the keys leaves Σ p·v undivided and reports its maximum and Σ p instead.
+        vf inverse = splat(partial == NULL ? 1.0f / sum : 1.0f);
+        if (partial != NULL) { partial[2 * h] = m; partial[2 * h + 1] = sum; }
         // Σ_t p_t·v_t over spans of up to 4 vectors of the head, held in registers over all keys.
         for (size_t c0 = 0; c0 < d; c0 += 4 * W) {
             size_t span = d - c0 < 4 * W ? d - c0 : 4 * W, full = span / W;
             vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (size_t t = 0; t < keys; t++) {
-                const float *vt = v + t * ldv + c0;
-                vf p = splat(scores[t]);
-                if (full > 0) a0 += p * load(vt);
-                if (full > 1) a1 += p * load(vt + W);
-                if (full > 2) a2 += p * load(vt + 2 * W);
-                if (full > 3) a3 += p * load(vt + 3 * W);
+            if (full == 4) {  // the common case (head sizes of 4W and more), without a branch per vector
+                for (size_t t = 0; t < keys; t++) {
+                    const float *vt = v + t * ldv + c0;
+                    vf p = splat(scores[t]);
+                    a0 += p * load(vt); a1 += p * load(vt + W); a2 += p * load(vt + 2 * W); a3 += p * load(vt + 3 * W);
+                }
+            } else {
+                for (size_t t = 0; t < keys; t++) {
+                    const float *vt = v + t * ldv + c0;
+                    vf p = splat(scores[t]);
+                    if (full > 0) a0 += p * load(vt);
+                    if (full > 1) a1 += p * load(vt + W);
+                    if (full > 2) a2 += p * load(vt + 2 * W);
+                }
             }
             if (full > 0) store(oh + c0, a0 * inverse);
             if (full > 1) store(oh + c0 + W, a1 * inverse);

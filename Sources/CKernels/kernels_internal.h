@@ -32,7 +32,7 @@
                                  const float *factor);                                                       \
     void eqk_attend_one_##suffix(const float *q, size_t group, size_t d, const float *k, size_t ldk,           \
                                  const float *v, size_t ldv, size_t keys, float scale, float *scores,         \
-                                 float *out);
+                                 float *out, float *partial);
 
 #define EQK_DECLARE_GEMV(suffix)                                                                                  \
     void eqk_gemv_s8_##suffix(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,             \

@@ -184,6 +184,27 @@ final class KernelDispatchTests: XCTestCase {
                 for i in 0..<(group * d) {
                     XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "\(set) group \(group) d \(d) keys \(count) [\(i)]")
                 }
+                // The same keys cut into up to three parts (as decoding cuts them over threads),
+                // each left undivided with its maxima and sums, then merged.
+                for parts in 2...3 where parts <= count {
+                    var sums = [Float](repeating: .nan, count: parts * group * d), partials = [Float](repeating: .nan, count: parts * 2 * group)
+                    for p in 0..<parts {
+                        let t0 = count * p / parts, t1 = count * (p + 1) / parts
+                        sums.withUnsafeMutableBufferPointer { sp in
+                            partials.withUnsafeMutableBufferPointer { pp in
+                                VectorOps.attendOne(q, group: group, headSize: d, keys: Array(k[(t0 * ld)...]), ldk: ld, values: Array(v[(t0 * ld)...]),
+                                                    ldv: ld, count: t1 - t0, scale: scale, scores: &scores, out: sp.baseAddress! + p * group * d,
+                                                    partial: pp.baseAddress! + p * 2 * group)
+                            }
+                        }
+                    }
+                    var merged = [Float](repeating: .nan, count: group * d)
+                    VectorOps.mergeAttentionParts(parts, group: group, headSize: d, sums: sums, partials: partials, out: &merged)
+                    for i in 0..<(group * d) {
+                        XCTAssertEqual(Double(merged[i]), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])),
+                                       "\(set) \(parts) parts, group \(group) d \(d) keys \(count) [\(i)]")
+                    }
+                }
             }
         }
     }

@@ -114,6 +114,25 @@ final class LlamaParityTests: XCTestCase {
         XCTAssertLessThan(relativeError(stepwise[...], window), 1e-5)
     }
 
+    /// Over a long run of keys, decoding cuts each key/value head's keys into parts that the
+    /// threads share (2 key/value heads on 2 or 3 threads: up to 2 or 3 parts of 32 keys or
+    /// more) and merges them; the result is still the window's, on 1 to 3 threads.
+    func testIncrementalDecodingWithKeysCutIntoPartsEqualsTheWindow() throws {
+        let ref = try reference(Self.llama)
+        let model = try openWeightSource(path: Self.llama).makeModel()
+        let length = model.config.contextLength
+        XCTAssertGreaterThanOrEqual(length, 96, "the fixture must allow three parts of 32 keys")
+        let ids = (0..<length).map { ref.ids[$0 % ref.ids.count] }
+        for threads in 1...3 {
+            let context = ComputeContext(threads: threads)
+            let window = model.hiddenStates(ids, context: context)
+            let cache = model.makeCache(quantization: nil, capacity: nil)
+            var stepwise: [Float] = model.decode([ids[0]], cache: cache, context: context)
+            for id in ids.dropFirst() { stepwise += model.decode([id], cache: cache, context: context) }
+            XCTAssertLessThan(relativeError(stepwise[...], window), 1e-5, "\(threads) threads")
+        }
+    }
+
     /// int8 compute on the grouped-query model: per-token int8 activations in every linear
     /// and int8 attention scores (q and k balanced per channel, quantized per token and
     /// head), against the same weights in f32. Every position stays close, on both backends.

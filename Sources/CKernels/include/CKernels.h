@@ -92,8 +92,11 @@ void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, con
 ///     out_h = Σ_t softmax_t(scale·q_h·k_t)·v_t   over the keys t < keys (k + t·ldk, v + t·ldv),
 /// with the softmax exponentials those of eqk_softmax_unnormalised. scores holds `keys`
 /// floats of scratch. keys ≥ 1, scale > 0.
+/// With `partial` (2·group floats) the keys are one part of a longer run: out_h is left as
+/// Σ_t p_t·v_t with p_t = exp(scale·q_h·k_t − m_h), and partial[2h] = m_h (the largest
+/// scale·q_h·k_t), partial[2h + 1] = Σ_t p_t, from which parts are merged.
 void eqk_attend_one(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v, size_t ldv,
-                    size_t keys, float scale, float *scores, float *out);
+                    size_t keys, float scale, float *scores, float *out, float *partial);
 
 /// Rearranges an n × k int8 matrix (element (o, i), output channel o and input i, at
 /// src[o·rowStride + i·columnStride]) into eqk_gemv_s8's streaming layout: tiles of 16

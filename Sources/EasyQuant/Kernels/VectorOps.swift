@@ -79,14 +79,44 @@ public enum VectorOps {
     /// Attention of one new token for `group` query heads of `headSize` values that share one
     /// key/value head: for head h, `out[h·d ..< (h+1)·d] = Σ_t softmax_t(scale·q_h·k_t)·v_t` over
     /// the `count` keys (row t at `keys + t·ldk`, `values + t·ldv`). q and out hold group·d
-    /// floats; `scores` is scratch for `count` floats. Decoding calls it once per key/value head.
+    /// floats; `scores` is scratch for `count` floats. Decoding calls it once per key/value head
+    /// (and part of the keys).
+    ///
+    /// With `partial` (2·group floats) the keys are one part of a longer run: `out` is left
+    /// undivided, Σ_t p_t·v_t with p_t = exp(scale·q_h·k_t − m_h), and partial[2h] = m_h (the
+    /// largest scale·q_h·k_t), partial[2h + 1] = Σ_t p_t; `mergeAttentionParts` joins the parts.
     public static func attendOne(_ q: UnsafePointer<Float>, group: Int, headSize d: Int, keys: UnsafePointer<Float>, ldk: Int,
                                  values: UnsafePointer<Float>, ldv: Int, count: Int, scale: Float,
-                                 scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+                                 scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                 partial: UnsafeMutablePointer<Float>? = nil) {
         precondition(group > 0 && d > 0 && count > 0 && ldk >= d && ldv >= d && scale > 0,
                      "attendOne: bad shape (group \(group), head size \(d), \(count) keys, ld \(ldk)/\(ldv))")
         _ = elements(count, ldk, "attendOne"); _ = elements(count, ldv, "attendOne"); _ = elements(group, d, "attendOne")
-        eqk_attend_one(q, group, d, keys, ldk, values, ldv, count, scale, scores, out)
+        eqk_attend_one(q, group, d, keys, ldk, values, ldv, count, scale, scores, out, partial)
+    }
+
+    /// Joins `parts` results of `attendOne` with `partial` for the same `group` heads of size d
+    /// over consecutive runs of keys: part p's undivided sums at `sums + p·group·d`, its maxima and
+    /// exponential sums at `partials + p·2·group`. Writes the softmax-weighted values of the whole
+    /// run: out_h = Σ_p e^(m_p − m)·o_p / Σ_p e^(m_p − m)·s_p, m the largest m_p.
+    public static func mergeAttentionParts(_ parts: Int, group: Int, headSize d: Int, sums: UnsafePointer<Float>,
+                                           partials: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        precondition(parts > 0 && group > 0 && d > 0, "mergeAttentionParts: bad shape")
+        for h in 0..<group {
+            var m = -Float.infinity
+            for p in 0..<parts { m = max(m, partials[(p * group + h) * 2]) }
+            var denominator: Float = 0
+            let o = out + h * d
+            o.initialize(repeating: 0, count: d)
+            for p in 0..<parts {
+                let weight = Foundation.exp(partials[(p * group + h) * 2] - m)
+                denominator += weight * partials[(p * group + h) * 2 + 1]
+                let part = sums + (p * group + h) * d
+                for c in 0..<d { o[c] += weight * part[c] }
+            }
+            let inverse = 1 / denominator
+            for c in 0..<d { o[c] *= inverse }
+        }
     }
 
     // MARK: RMS norm

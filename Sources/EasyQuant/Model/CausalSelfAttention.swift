@@ -109,20 +109,46 @@ enum CausalSelfAttention {
     /// one longer piece of every cached row; heads rather than key/value heads are split,
     /// so that 3 key/value heads (SmolLM2) still divide evenly over 2 threads.
     static func forwardOne(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
-        let d = layout.headSize, group = layout.heads / layout.kvHeads, keys = o.start + 1
+        let d = layout.headSize, kvHeads = layout.kvHeads, group = layout.heads / kvHeads, keys = o.start + 1
         let scale = 1 / Float(d).squareRoot()
+        // One work item per key/value head and part of the keys: its query heads go in one call.
+        // With fewer key/value heads than twice the threads (SmolLM2: 3 on 2 threads), the keys
+        // are cut into parts so that the threads get equal shares; the parts are merged after.
+        let threads = max(1, context.threads)
+        let parts = max(1, min(keys / minimumKeysPerPart, (2 * threads + kvHeads - 1) / kvHeads))
         let outAddress = UnsafeMutableRawPointer(out)
-        Parallel.forRanges(layout.heads, threads: context.threads) { heads in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: keys) { scores in
-                for h in heads {
-                    let kv = h / group
-                    VectorOps.attendOne(o.q + h * d, group: 1, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
+        if parts == 1 {
+            Parallel.forEach(kvHeads, threads: threads) { kv in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: keys) { scores in
+                    VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
                                         values: o.v + kv * d, ldv: o.ldv, count: keys, scale: scale, scores: scores.baseAddress!,
-                                        out: outAddress.assumingMemoryBound(to: Float.self) + h * d)
+                                        out: outAddress.assumingMemoryBound(to: Float.self) + kv * group * d)
                 }
             }
+            return
+        }
+        // Part p of head kv: undivided sums at sums[(kv·parts + p)·group·d ...], its maxima and
+        // exponential sums at partials[(kv·parts + p)·2·group ...].
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * parts * group * d)
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * parts * 2 * group)
+        defer { sums.deallocate(); partials.deallocate() }
+        Parallel.forEach(kvHeads * parts, threads: threads) { item in
+            let kv = item / parts, p = item % parts
+            let t0 = keys * p / parts, t1 = keys * (p + 1) / parts
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: t1 - t0) { scores in
+                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + t0 * o.ldk + kv * d, ldk: o.ldk,
+                                    values: o.v + t0 * o.ldv + kv * d, ldv: o.ldv, count: t1 - t0, scale: scale,
+                                    scores: scores.baseAddress!, out: sums + item * group * d, partial: partials + item * 2 * group)
+            }
+        }
+        for kv in 0..<kvHeads {
+            VectorOps.mergeAttentionParts(parts, group: group, headSize: d, sums: sums + kv * parts * group * d,
+                                          partials: partials + kv * parts * 2 * group, out: out + kv * group * d)
         }
     }
+
+    /// Keys below which decoding attention does not cut a key/value head's keys into parts.
+    static let minimumKeysPerPart = 32
 
     static func forward(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, kvHeads = layout.kvHeads, e = layout.width
