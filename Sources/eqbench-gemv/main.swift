@@ -7,7 +7,8 @@
 // (as eqgen does), and runs them in the order and grouping of a decode step: q/k/v (or GPT-2's
 // c_attn) in one parallel step, the attention output, gate/up (or c_fc), down; then the
 // output layer. Every pass reads every weight once; there are far more weight bytes than
-// the caches hold, so each pass streams them from memory, as decoding does.
+// the caches hold, so each pass streams them from memory, as decoding does. The layouts sit in
+// one PageArena, as decoding's do.
 //
 // Prints one JSON object: per part ("blocks", "logits", "token" = both), the weight bytes a
 // pass reads, the median pass in seconds, and bytes / median.
@@ -63,6 +64,10 @@ func normal() -> Float {
     let u1 = Float.random(in: Float.leastNormalMagnitude..<1, using: &rng), u2 = Float.random(in: 0..<1, using: &rng)
     return 0.05 * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
 }
+// One arena for every layout, as `DecoderModel.prepareForDecoding` makes (2 MiB pages).
+let distinctCount = min(family.blocks, blockCount ?? family.blocks)
+let weightCount = distinctCount * family.steps.joined().reduce(0) { $0 + $1.inputs * $1.outputs } + family.logits.inputs * family.logits.outputs
+let arena = PageArena(capacity: 2 * weightCount + 65_536 * (distinctCount * family.steps.joined().count + 1))
 func makeLinear(_ m: Matrix) throws -> Linear {
     let method: any QuantizationMethod = bits == 8 ? AbsMax() : SymQuant(bits: 4)
     let granularity: Granularity = bits == 8 ? .channel : .group(32)
@@ -70,14 +75,14 @@ func makeLinear(_ m: Matrix) throws -> Linear {
     let layout = BlockLayout(shape: [m.outputs, m.inputs], axis: 0, granularity: granularity)
     let q = try values.withUnsafeBufferPointer { try method.quantize($0, layout: layout) }
     let w = QuantizedWeight(q)
-    guard w.keepOnlyStreamingForm(outputIsRows: true) else { fatalError("\(m.name): no batch-1 layout") }
+    guard w.keepOnlyStreamingForm(outputIsRows: true, arena: arena) else { fatalError("\(m.name): no batch-1 layout") }
     return Linear(weight: .quantized(w), outputIsRows: true, bias: nil)
 }
 
 // With --blocks N, a pass runs N distinct blocks, then the same blocks again until it has run
 // as many as the model has: with one block the weights stay in cache, which shows what the
 // kernels and the hand-outs cost apart from memory.
-let distinct = try (0..<min(family.blocks, blockCount ?? family.blocks)).map { _ in try family.steps.map { try $0.map(makeLinear) } }
+let distinct = try (0..<distinctCount).map { _ in try family.steps.map { try $0.map(makeLinear) } }
 let blocks = (0..<family.blocks).map { distinct[$0 % distinct.count] }
 let logits = try makeLinear(family.logits)
 let context = ComputeContext(mode: mode, threads: threads)

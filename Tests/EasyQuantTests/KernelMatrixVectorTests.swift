@@ -192,11 +192,19 @@ final class KernelMatrixVectorTests: XCTestCase {
             var firstRow = [Float](repeating: .nan, count: q.shape[1])
             w.dequantize(rows: 0..<1, columns: 0..<q.shape[1], into: &firstRow, ld: q.shape[1])
             let codes = w.codes
-            guard w.keepOnlyStreamingForm(outputIsRows: outputIsRows) else {
+            // As decoding does, the layout takes its memory from an arena; one in three times
+            // the arena is full and it takes ordinary memory, one in three there is none.
+            let arena = seed % 3 == 0 ? nil : PageArena(capacity: 1)
+            if seed % 3 == 1, let arena { XCTAssertNotNil(arena.allocate(byteCount: arena.capacity - 64)) }
+            let usedBefore = arena?.bytesUsed ?? 0
+            guard w.keepOnlyStreamingForm(outputIsRows: outputIsRows, arena: arena) else {
                 XCTAssertNil(w.streaming(outputIsRows: outputIsRows), label)
                 return
             }
             switched += 1
+            if let arena {
+                XCTAssertEqual(arena.bytesUsed - usedBefore >= w.memoryBytes, seed % 3 == 2, "\(label): taken from the arena")
+            }
             let form = try XCTUnwrap(w.streamedForm(outputIsRows: outputIsRows))
             XCTAssertNil(w.streamedForm(outputIsRows: !outputIsRows), label)
             XCTAssertEqual(w.memoryBytes, form.memoryBytes, label)
@@ -214,6 +222,30 @@ final class KernelMatrixVectorTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(switched, 0, "no weight switched to the streaming layout")
+    }
+
+    /// The arena hands out aligned, zero-filled, writable memory front to back, in 2 MiB
+    /// pages' worth of capacity, and says nil, not less, when the room left is too small.
+    func testPageArenaHandsOutAlignedMemoryUntilFull() throws {
+        let arena = try XCTUnwrap(PageArena(capacity: 3 << 20))
+        XCTAssertEqual(arena.capacity, 4 << 20)
+        let a = try XCTUnwrap(arena.allocate(byteCount: 100))
+        let b = try XCTUnwrap(arena.allocate(byteCount: 10, alignment: 4096))
+        XCTAssertEqual(Int(bitPattern: b) % 4096, 0)
+        XCTAssertEqual(Int(bitPattern: b) - Int(bitPattern: a), 4096)
+        XCTAssertEqual(arena.bytesUsed, 4096 + 10)
+        let bytes = UnsafeMutableRawBufferPointer(start: a, count: 100)
+        XCTAssertTrue(bytes.allSatisfy { $0 == 0 })
+        bytes.copyBytes(from: [UInt8](repeating: 7, count: 100))
+        XCTAssertEqual(a.load(fromByteOffset: 99, as: UInt8.self), 7)
+        XCTAssertNil(arena.allocate(byteCount: arena.capacity))
+        let rest = arena.capacity - 4160
+        XCTAssertNotNil(arena.allocate(byteCount: rest))
+        XCTAssertEqual(arena.bytesUsed, arena.capacity)
+        XCTAssertNil(arena.allocate(byteCount: 1))
+        XCTAssertNotNil(arena.allocate(byteCount: 0))
+        XCTAssertNil(PageArena(capacity: 0))
+        XCTAssertNil(PageArena(capacity: .max))
     }
 
     /// Calls `body` with a fresh layer for every case, shape and orientation (seeds counting

@@ -33,13 +33,18 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     private let weightSums: UnsafeMutablePointer<Int32>?
     private let scales: UnsafeMutablePointer<Float>
     private let zeros: UnsafeMutablePointer<Float>?
+    /// One allocation holds the blocks and the per-group arrays: from `arena` when one was
+    /// given and had room (kept alive by this reference), else owned here.
+    private let memory: UnsafeMutableRawPointer
+    private let arena: PageArena?
 
     /// Rearranges `w` (stored [out, in] when `outputIsRows`, else [in, out]); nil when its
     /// scale groups along the input cannot be cut into blocks of 4 inputs (a group size
     /// that is not a multiple of 4 and smaller than the whole input). Codes of 4 bits or
     /// fewer are kept packed when `packNibbles` and their groups hold whole blocks of 8
-    /// inputs (or there is one group); otherwise they take a byte each.
-    public init?(_ w: QuantizedWeight, outputIsRows: Bool, packNibbles: Bool = true) {
+    /// inputs (or there is one group); otherwise they take a byte each. The memory comes from
+    /// `arena` when it has room.
+    public init?(_ w: QuantizedWeight, outputIsRows: Bool, packNibbles: Bool = true, arena: PageArena? = nil) {
         let n = outputIsRows ? w.rows : w.columns, k = outputIsRows ? w.columns : w.rows
         guard n > 0, k > 0 else { return nil }
         let kb = min(k, outputIsRows ? w.blockColumns : w.blockRows)
@@ -54,11 +59,26 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         packedNibbles = packNibbles && w.bits <= 4 && (groups == 1 || groupQuads % 2 == 0)
         codeOffset = packedNibbles && w.isSigned ? 8 : 0
         tileBytes = packedNibbles ? (quads + 1) / 2 * 64 : quads * 64
-        blocks = .allocate(byteCount: tiles * tileBytes, alignment: 64)
-        weightSums = packedNibbles ? nil : .allocate(capacity: perGroupCount)
-        scales = .allocate(capacity: perGroupCount)
+        // The blocks, then the sums (8-bit), scales and zero points (when any), each on a
+        // 64-byte boundary.
+        func whole64(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+        let blockBytes = whole64(tiles * tileBytes), arrayBytes = whole64(perGroupCount * 4)
+        let arrays = 1 + (packedNibbles ? 0 : 1) + (w.zeroPoints == nil ? 0 : 1)
+        let total = blockBytes + arrays * arrayBytes
+        let taken = arena?.allocate(byteCount: total)
+        let chunk = taken ?? .allocate(byteCount: total, alignment: 64)
+        memory = chunk; self.arena = taken == nil ? nil : arena
+        blocks = chunk
+        var next = blockBytes
+        let count = perGroupCount
+        func array<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+            defer { next += arrayBytes }
+            return (chunk + next).bindMemory(to: type, capacity: count)
+        }
+        weightSums = packedNibbles ? nil : array(Int32.self)
+        scales = array(Float.self)
         scales.initialize(repeating: 0, count: perGroupCount)
-        zeros = w.zeroPoints == nil ? nil : .allocate(capacity: perGroupCount)
+        zeros = w.zeroPoints == nil ? nil : array(Float.self)
         zeros?.initialize(repeating: 0, count: perGroupCount)
         w.withWidenedCodes { codes in
             if let weightSums {
@@ -87,7 +107,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     @inline(__always) func groupIndex(_ g: Int, _ o: Int) -> Int { ((o / 16) * groups + g) * 16 + o % 16 }
 
     deinit {
-        blocks.deallocate(); weightSums?.deallocate(); scales.deallocate(); zeros?.deallocate()
+        if arena == nil { memory.deallocate() }
     }
 
     /// Bytes held: the blocks, and the per-group sums (8-bit), scales and zero points.

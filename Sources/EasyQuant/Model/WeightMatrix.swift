@@ -165,11 +165,12 @@ public final class QuantizedWeight: @unchecked Sendable {
     }
 
     /// The weight rearranged for batch-1 products, made on first use and kept (nil when its
-    /// groups do not allow it). `outputIsRows` says which axis holds the output channels.
-    public func streaming(outputIsRows: Bool) -> StreamingQuantizedWeight? {
+    /// groups do not allow it). `outputIsRows` says which axis holds the output channels; a
+    /// layout made now takes its memory from `arena` when given.
+    public func streaming(outputIsRows: Bool, arena: PageArena? = nil) -> StreamingQuantizedWeight? {
         streamingLock.withLock {
             if let made = streamingForms[outputIsRows] { return made }
-            let made = StreamingQuantizedWeight(self, outputIsRows: outputIsRows)
+            let made = StreamingQuantizedWeight(self, outputIsRows: outputIsRows, arena: arena)
             streamingForms[outputIsRows] = made
             return made
         }
@@ -179,10 +180,11 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// codes as loaded, so that a model prepared for decoding holds its weights once; false,
     /// changing nothing, when the weight has no such layout. Codes then read from that layout
     /// (`streamedForm`), slowly one by one for an embedding row, or by the batch-1 kernels
-    /// row after row for several rows (`Linear`). Call it while no forward pass runs.
+    /// row after row for several rows (`Linear`). Call it while no forward pass runs. The
+    /// layout takes its memory from `arena` when given (and not made before).
     @discardableResult
-    public func keepOnlyStreamingForm(outputIsRows: Bool) -> Bool {
-        guard let form = streaming(outputIsRows: outputIsRows) else { return false }
+    public func keepOnlyStreamingForm(outputIsRows: Bool, arena: PageArena? = nil) -> Bool {
+        guard let form = streaming(outputIsRows: outputIsRows, arena: arena) else { return false }
         // Under the lock: two layers sharing this weight may ask at once.
         return streamingLock.withLock {
             if let streamed { return streamed.outputIsRows == outputIsRows }
