@@ -4,7 +4,7 @@
 // the last one's end), the median of 15 passes. Bytes
 // counted as STREAM counts them: 3 arrays for the triad (no write-allocate traffic), 1 for
 // the read. The arrays ask for 2 MiB pages (madvise MADV_HUGEPAGE), as eqgen's weights do:
-// through 4 KiB pages this virtual machine read 15-40% slower. Prints one JSON object.
+// through 4 KiB pages this virtual machine reads markedly slower. Prints one JSON object.
 //     cc -O2 -march=native -pthread bench_stream.c -o bench_stream && ./bench_stream [MiB per array] [threads...]
 #include <pthread.h>
 #include <stdatomic.h>
