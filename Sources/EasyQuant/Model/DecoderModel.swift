@@ -109,6 +109,9 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         Parallel.forEach(layers.count, threads: threads) { i in
             if case .quantized(let w) = layers[i].weight {
                 w.keepOnlyStreamingForm(outputIsRows: layers[i].outputIsRows, arena: arena)
+                // The codes as loaded were just freed; their heap memory goes back now, not
+                // at the end, so the peak holds about one copy of the weights.
+                SystemMemory.returnFreedMemory()
             }
         }
     }
