@@ -42,7 +42,7 @@ static void *work(void *arg) {
         for (size_t i = p->lo; i < p->hi; i++) a[i] = b[i] + 3.0 * c[i];
     } else {
         // Eight chains of float additions: with four, the additions' latency held one thread
-        // near 30 GB/s. Scalar loads: on this machine they read faster than vector loads.
+        // back. Scalar loads: on this machine they read at least as fast as vector loads.
         double s[8] = {0};
         size_t i = p->lo;
         for (; i + 8 <= p->hi; i += 8)
@@ -57,7 +57,7 @@ static void *work(void *arg) {
 // Seconds of one pass of `kind` on `threads` threads: from the first worker's start to the
 // last one's end, as the workers clock them. (The main thread used to clock the pass between
 // two barriers; with more threads than cores it sometimes read the start late, while the
-// workers already ran, and reported 2-thread reads of 50 to 900 GB/s on a 35 GB/s machine.)
+// workers already ran, and reported 2-thread reads far beyond what the machine can do.)
 static double pass(int kind, int threads, double *sink) {
     pthread_t tid[64];
     struct part parts[64];
