@@ -136,14 +136,16 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     struct PreparedRows {
         let rows: Int
         let width: Int
-        let codes: UnsafeMutablePointer<Int8>
+        let codes: UnsafePointer<Int8>
+        /// The padded copy of the codes, when the rows needed padding (else `codes` are x's own).
+        let ownCodes: UnsafeMutablePointer<Int8>?
         let ownSums: UnsafeMutablePointer<Int32>?
         let sums: UnsafePointer<Int32>?
         let sumStride: Int
         let scales: UnsafePointer<Float>
         /// Keeps the activations (scales, sums) alive while the rows are used.
         let source: QuantizedActivations
-        func deallocate() { codes.deallocate(); ownSums?.deallocate() }
+        func deallocate() { ownCodes?.deallocate(); ownSums?.deallocate() }
     }
 
     /// Pads `x`'s rows to whole blocks (8 inputs for packed nibbles, else 4) and finds the
@@ -153,11 +155,17 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         precondition(m >= 1 && x.columns == inputs, "a batch-1 product takes rows of \(inputs) inputs")
         precondition(zeros == nil || (x.sums != nil && x.groups == groups), "activation code sums do not fit the weight's groups")
         let width = packedNibbles ? (quads + 1) / 2 * 8 : quads * 4
-        let padded = UnsafeMutablePointer<Int8>.allocate(capacity: m * width)
-        for r in 0..<m {
-            (padded + r * width).update(from: x.codes + r * inputs, count: inputs)
-            (padded + r * width + inputs).initialize(repeating: 0, count: width - inputs)
+        // Rows that fill whole blocks are read in place; others are copied with zeros after.
+        var ownCodes: UnsafeMutablePointer<Int8>? = nil
+        if width != inputs {
+            let copy = UnsafeMutablePointer<Int8>.allocate(capacity: m * width)
+            for r in 0..<m {
+                (copy + r * width).update(from: x.codes + r * inputs, count: inputs)
+                (copy + r * width + inputs).initialize(repeating: 0, count: width - inputs)
+            }
+            ownCodes = copy
         }
+        let padded = UnsafePointer(ownCodes ?? x.codes)
         // Packed nibbles need Σ of x's codes per group (code = nibble − offset); these are the
         // integers x.sums holds when it has them.
         let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: m * groups) : nil
@@ -172,7 +180,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         }
         let (sums, sumStride) = ownSums.map { (UnsafePointer($0), groups) }
             ?? (zeros == nil ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
-        return PreparedRows(rows: m, width: width, codes: padded, ownSums: ownSums, sums: sums, sumStride: sumStride,
+        return PreparedRows(rows: m, width: width, codes: padded, ownCodes: ownCodes, ownSums: ownSums, sums: sums, sumStride: sumStride,
                             scales: UnsafePointer(x.scales), source: x)
     }
 
