@@ -126,8 +126,7 @@ final class LlamaParityTests: XCTestCase {
         for threads in 1...3 {
             let context = ComputeContext(threads: threads)
             let window = model.hiddenStates(ids, context: context)
-            // Two and three threads with the cache in one arena of 2 MiB pages, as eqgen makes it.
-            let cache = model.makeCache(quantization: nil, capacity: nil, largePages: threads > 1)
+            let cache = model.makeCache(quantization: nil, capacity: nil)
             var stepwise: [Float] = model.decode([ids[0]], cache: cache, context: context)
             for id in ids.dropFirst() { stepwise += model.decode([id], cache: cache, context: context) }
             XCTAssertLessThan(relativeError(stepwise[...], window), 1e-5, "\(threads) threads")

@@ -16,9 +16,8 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     func decode(_ tokens: [Int32], cache: KVCache, context: ComputeContext) -> [Float]
     /// Logits of `rows` hidden states, [rows, vocabSize].
     func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, context: ComputeContext)
-    /// A cache for `capacity` tokens (default: the model's context), in 2 MiB pages with
-    /// `largePages` (see `KVCache.init`).
-    func makeCache(quantization: KVQuantization?, capacity: Int?, largePages: Bool) -> KVCache
+    /// A cache for `capacity` tokens (default: the model's context).
+    func makeCache(quantization: KVQuantization?, capacity: Int?) -> KVCache
     /// Bytes of weights one decoded token reads in `mode`: every linear layer of the blocks
     /// and the output layer, as its product reads them (embedding lookups not counted).
     func weightBytesPerToken(mode: ComputeMode) -> Int
@@ -31,11 +30,6 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
 extension CausalLanguageModel {
     public func hiddenStates(_ tokens: [Int32], context: ComputeContext) -> [Float] {
         hiddenStates(tokens, context: context, observer: nil)
-    }
-
-    /// A cache in ordinary pages.
-    public func makeCache(quantization: KVQuantization?, capacity: Int?) -> KVCache {
-        makeCache(quantization: quantization, capacity: capacity, largePages: false)
     }
 
     /// Refuses token ids outside the vocabulary, naming `source` (the tokenizer or the text)

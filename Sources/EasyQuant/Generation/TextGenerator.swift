@@ -52,10 +52,7 @@ public struct TextGenerator {
         guard !prompt.isEmpty else { throw ModelError.unsupported(origin: model.origin, reason: "the prompt is empty after tokenization") }
         try model.checkTokens(prompt, source: "the prompt")
         model.prepareForDecoding(mode: context.mode, threads: context.threads)
-        // A cache for the prompt and what is generated (the loop below never fills it before
-        // it has generated maxNewTokens), in 2 MiB pages: each decoded token reads all of it.
-        let (wanted, overflow) = prompt.count.addingReportingOverflow(max(1, maxNewTokens))
-        let cache = model.makeCache(quantization: kvQuantization, capacity: overflow ? nil : wanted, largePages: true)
+        let cache = model.makeCache(quantization: kvQuantization, capacity: nil)
         var rng = SeededGenerator(seed: sampling.seed)
         let v = model.config.vocabSize, e = model.config.embeddingSize
         var logits = [Float](repeating: 0, count: v)

@@ -17,37 +17,20 @@ public final class KVCache {
     /// Keys and values per layer, [capacity, width].
     private let keys: [UnsafeMutablePointer<Float>]
     private let values: [UnsafeMutablePointer<Float>]
-    /// Where keys and values live when the cache was made with `largePages` (kept alive here).
-    private let arena: PageArena?
     /// What the quantization kept exactly, over all layers and rows.
     private let tally = KVQuantization.Tally()
 
-    /// With `largePages`, keys and values sit side by side in one `PageArena` (2 MiB pages
-    /// where the system grants them): decoding reads all of them for every token. A page is
-    /// committed whole when first written, so this suits a cache sized to what it will hold
-    /// (`capacity`), as `TextGenerator` sizes it; a cache of the whole context would commit
-    /// a page per layer at once.
-    public init(config: ModelConfig, quantization: KVQuantization? = nil, capacity: Int? = nil, largePages: Bool = false) {
+    public init(config: ModelConfig, quantization: KVQuantization? = nil, capacity: Int? = nil) {
         layers = config.layerCount
         width = config.kvSize
         self.capacity = min(capacity ?? config.contextLength, config.contextLength)
         self.quantization = quantization
         let n = max(1, self.capacity * width)
-        let arena = largePages ? PageArena(capacity: 2 * layers * (4 * n + 64)) : nil
-        // Keys then values of layer 0, then of layer 1, ...: what one layer's attention reads is together.
-        let arrays = (0..<(2 * layers)).map { _ in
-            arena?.allocate(byteCount: 4 * n)?.bindMemory(to: Float.self, capacity: n) ?? .allocate(capacity: n)
-        }
-        self.arena = arena
-        keys = stride(from: 0, to: 2 * layers, by: 2).map { arrays[$0] }
-        values = stride(from: 1, to: 2 * layers, by: 2).map { arrays[$0] }
+        keys = (0..<layers).map { _ in .allocate(capacity: n) }
+        values = (0..<layers).map { _ in .allocate(capacity: n) }
     }
 
-    deinit {
-        guard let arena else { return (keys + values).forEach { $0.deallocate() } }
-        // Arrays the arena had no room for were allocated on their own.
-        for p in keys + values where !arena.contains(p) { p.deallocate() }
-    }
+    deinit { (keys + values).forEach { $0.deallocate() } }
 
     /// Bytes the cache stores per token, over all layers: f32, or codes + value ranges +
     /// outliers at the rate seen so far.

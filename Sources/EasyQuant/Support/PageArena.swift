@@ -61,12 +61,6 @@ public final class PageArena: @unchecked Sendable {
         }
     }
 
-    /// Whether `pointer` lies in the memory this arena hands out.
-    public func contains(_ pointer: UnsafeRawPointer) -> Bool {
-        let address = Int(bitPattern: pointer), start = Int(bitPattern: base)
-        return address >= start && address - start < capacity
-    }
-
     /// Bytes handed out so far.
     public var bytesUsed: Int { lock.withLock { used } }
 }
