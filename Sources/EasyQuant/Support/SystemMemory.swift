@@ -18,7 +18,7 @@ public enum SystemMemory {
     /// process's resident memory, until something reuses them; when what replaces them lives
     /// elsewhere (a `PageArena`), this keeps them from being held twice. A no-op elsewhere.
     public static func returnFreedMemory() {
-        mallocTrim?(0)
+        _ = mallocTrim?(0)
     }
 
     /// glibc's `malloc_trim`, looked up at run time: the Glibc module does not declare
