@@ -103,11 +103,11 @@ enum CausalSelfAttention {
         return (qFactor, kFactor)
     }
 
-    /// One new token against the cache (decoding): per query head, the scores, their
-    /// softmax and the weighted values in one pass over the cached rows of its key/value
-    /// head (eqk_attend_one). Each thread takes a run of neighbouring heads, so that it reads
-    /// one longer piece of every cached row; heads rather than key/value heads are split,
-    /// so that 3 key/value heads (SmolLM2) still divide evenly over 2 threads.
+    /// One new token against the cache (decoding): per key/value head, the scores of its
+    /// query heads, their softmax and the weighted values over its cached rows, in one call
+    /// (eqk_attend_one). Work items are key/value heads, or parts of their keys when there are
+    /// too few heads to share evenly over the threads (3 on 2 threads: SmolLM2); each part
+    /// keeps its sums undivided with its maxima and exponential sums, and the parts are merged.
     static func forwardOne(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, kvHeads = layout.kvHeads, group = layout.heads / kvHeads, keys = o.start + 1
         let scale = 1 / Float(d).squareRoot()
