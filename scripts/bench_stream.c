@@ -1,17 +1,14 @@
 // Memory bandwidth, STREAM style, for scripts/bench-stream: a triad a = b + s·c and a read
 // (Σ of one array) over arrays far larger than the caches, split over 1 and 2 threads
 // (pthreads, each thread its own contiguous part, clocked from the first worker's start to
-// the last one's end), the median of 15 passes. Bytes
-// counted as STREAM counts them: 3 arrays for the triad (no write-allocate traffic), 1 for
-// the read. The arrays ask for 2 MiB pages (madvise MADV_HUGEPAGE), as eqgen's weights do:
+// the last one's end), the median of 15 passes. Bytes counted as STREAM counts them: 3 arrays
+// for the triad (no write-allocate traffic), 1 for the read. The arrays ask for 2 MiB pages (madvise MADV_HUGEPAGE), as eqgen's weights do:
 // through 4 KiB pages this virtual machine reads markedly slower. Prints one JSON object.
 //     cc -O2 -march=native -pthread bench_stream.c -o bench_stream && ./bench_stream [MiB per array] [threads...]
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 

@@ -7,8 +7,8 @@
 // (as eqgen does), and runs them in the order and grouping of a decode step: q/k/v (or GPT-2's
 // c_attn) in one parallel step, the attention output, gate/up (or c_fc), down; then the
 // output layer. Every pass reads every weight once; there are far more weight bytes than
-// the caches hold, so each pass streams them from memory, as decoding does. The layouts sit in
-// one PageArena, as decoding's do.
+// the caches hold, so each pass streams them from memory, as decoding does. The layouts are
+// made as decoding makes them (`Linear.keepOnlyStreamingForms`: one PageArena).
 //
 // Prints one JSON object: per part ("blocks", "logits", "token" = both), the weight bytes a
 // pass reads, the median pass in seconds, and bytes / median.
@@ -64,19 +64,14 @@ func normal() -> Float {
     let u1 = Float.random(in: Float.leastNormalMagnitude..<1, using: &rng), u2 = Float.random(in: 0..<1, using: &rng)
     return 0.05 * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
 }
-// One arena for every layout, as `DecoderModel.prepareForDecoding` makes (2 MiB pages).
 let distinctCount = min(family.blocks, blockCount ?? family.blocks)
-let weightCount = distinctCount * family.steps.joined().reduce(0) { $0 + $1.inputs * $1.outputs } + family.logits.inputs * family.logits.outputs
-let arena = PageArena(capacity: 2 * weightCount + 65_536 * (distinctCount * family.steps.joined().count + 1))
 func makeLinear(_ m: Matrix) throws -> Linear {
     let method: any QuantizationMethod = bits == 8 ? AbsMax() : SymQuant(bits: 4)
     let granularity: Granularity = bits == 8 ? .channel : .group(32)
     let values = (0..<(m.inputs * m.outputs)).map { _ in normal() }
     let layout = BlockLayout(shape: [m.outputs, m.inputs], axis: 0, granularity: granularity)
     let q = try values.withUnsafeBufferPointer { try method.quantize($0, layout: layout) }
-    let w = QuantizedWeight(q)
-    guard w.keepOnlyStreamingForm(outputIsRows: true, arena: arena) else { fatalError("\(m.name): no batch-1 layout") }
-    return Linear(weight: .quantized(w), outputIsRows: true, bias: nil)
+    return Linear(weight: .quantized(QuantizedWeight(q)), outputIsRows: true, bias: nil)
 }
 
 // With --blocks N, a pass runs N distinct blocks, then the same blocks again until it has run
@@ -85,25 +80,28 @@ func makeLinear(_ m: Matrix) throws -> Linear {
 let distinct = try (0..<distinctCount).map { _ in try family.steps.map { try $0.map(makeLinear) } }
 let blocks = (0..<family.blocks).map { distinct[$0 % distinct.count] }
 let logits = try makeLinear(family.logits)
+// Laid out as decoding lays them out (`DecoderModel.prepareForDecoding`): one arena, codes freed.
+let layers = distinct.joined().joined() + [logits]
+Linear.keepOnlyStreamingForms(Array(layers), threads: threads)
+for layer in layers {
+    guard case .quantized(let w) = layer.weight, w.streamedForm(outputIsRows: true) != nil else { fatalError("a layer has no batch-1 layout") }
+}
 let context = ComputeContext(mode: mode, threads: threads)
 
 // Inputs and outputs for the widest product; the values only need to be finite.
 let widest = max(family.logits.outputs, family.steps.joined().map { max($0.inputs, $0.outputs) }.max()!)
 let x = (0..<widest).map { _ in normal() }
-var outputs = (0..<3).map { _ in [Float](repeating: 0, count: widest) }
+let outputs = (0..<3).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: widest) }
 
 func runBlocks() {
     x.withUnsafeBufferPointer { xp in
         for block in blocks {
             for step in block {
                 let input = SharedInput(xp.baseAddress!, rows: 1, columns: step[0].inFeatures)
-                let y0 = outputs[0].withUnsafeMutableBufferPointer { $0.baseAddress! }
-                let y1 = outputs[1].withUnsafeMutableBufferPointer { $0.baseAddress! }
-                let y2 = outputs[2].withUnsafeMutableBufferPointer { $0.baseAddress! }
                 if step.count == 1 {
-                    step[0].forward(input, into: y0, context: context)
+                    step[0].forward(input, into: outputs[0], context: context)
                 } else {
-                    Linear.forward(Array(zip(step, [y0, y1, y2])).map { (layer: $0.0, y: $0.1) }, sharing: input, context: context)
+                    Linear.forward(zip(step, outputs).map { (layer: $0.0, y: $0.1) }, sharing: input, context: context)
                 }
             }
         }
@@ -111,7 +109,7 @@ func runBlocks() {
 }
 func runLogits() {
     x.withUnsafeBufferPointer { xp in
-        outputs[0].withUnsafeMutableBufferPointer { logits.forward(xp.baseAddress!, rows: 1, into: $0.baseAddress!, context: context) }
+        logits.forward(xp.baseAddress!, rows: 1, into: outputs[0], context: context)
     }
 }
 

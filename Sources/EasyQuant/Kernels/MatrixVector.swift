@@ -148,8 +148,9 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         func deallocate() { ownCodes?.deallocate(); ownSums?.deallocate() }
     }
 
-    /// Pads `x`'s rows to whole blocks (8 inputs for packed nibbles, else 4) and finds the
-    /// code sums; deallocate the result when done.
+    /// `x`'s rows as whole blocks (8 inputs for packed nibbles, else 4): read in place when
+    /// they fill them, else copied with zeros after; and the code sums. Deallocate the result
+    /// when done.
     func prepare(_ x: QuantizedActivations) -> PreparedRows {
         let m = x.rows
         precondition(m >= 1 && x.columns == inputs, "a batch-1 product takes rows of \(inputs) inputs")

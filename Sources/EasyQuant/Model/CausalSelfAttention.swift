@@ -116,31 +116,26 @@ enum CausalSelfAttention {
         // are cut into parts so that the threads get equal shares; the parts are merged after.
         let threads = max(1, context.threads)
         let parts = max(1, min(keys / minimumKeysPerPart, (2 * threads + kvHeads - 1) / kvHeads))
-        let outAddress = UnsafeMutableRawPointer(out)
-        if parts == 1 {
-            Parallel.forEach(kvHeads, threads: threads) { kv in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: keys) { scores in
-                    VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * d, ldk: o.ldk,
-                                        values: o.v + kv * d, ldv: o.ldv, count: keys, scale: scale, scores: scores.baseAddress!,
-                                        out: outAddress.assumingMemoryBound(to: Float.self) + kv * group * d)
-                }
-            }
-            return
-        }
-        // Part p of head kv: undivided sums at sums[(kv·parts + p)·group·d ...], its maxima and
-        // exponential sums at partials[(kv·parts + p)·2·group ...].
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * parts * group * d)
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * parts * 2 * group)
-        defer { sums.deallocate(); partials.deallocate() }
+        // Part p of head kv writes its query heads' outputs straight to `out` when it is the
+        // only part; otherwise its undivided sums to sums[(kv·parts + p)·group·d ...] and its
+        // maxima and exponential sums to partials[(kv·parts + p)·2·group ...], merged after.
+        let split = parts > 1
+        let sums = split ? UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * parts * group * d) : out
+        let partials = split ? UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * parts * 2 * group) : nil
+        defer { if split { sums.deallocate(); partials?.deallocate() } }
+        let sumsAddress = UnsafeMutableRawPointer(sums), partialsAddress = partials.map { UnsafeMutableRawPointer($0) }
         Parallel.forEach(kvHeads * parts, threads: threads) { item in
             let kv = item / parts, p = item % parts
             let t0 = keys * p / parts, t1 = keys * (p + 1) / parts
             withUnsafeTemporaryAllocation(of: Float.self, capacity: t1 - t0) { scores in
                 VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + t0 * o.ldk + kv * d, ldk: o.ldk,
                                     values: o.v + t0 * o.ldv + kv * d, ldv: o.ldv, count: t1 - t0, scale: scale,
-                                    scores: scores.baseAddress!, out: sums + item * group * d, partial: partials + item * 2 * group)
+                                    scores: scores.baseAddress!,
+                                    out: sumsAddress.assumingMemoryBound(to: Float.self) + item * group * d,
+                                    partial: partialsAddress.map { $0.assumingMemoryBound(to: Float.self) + item * 2 * group })
             }
         }
+        guard let partials else { return }
         for kv in 0..<kvHeads {
             VectorOps.mergeAttentionParts(parts, group: group, headSize: d, sums: sums + kv * parts * group * d,
                                           partials: partials + kv * parts * 2 * group, out: out + kv * group * d)

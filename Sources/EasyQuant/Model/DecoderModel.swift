@@ -94,26 +94,8 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
     /// weights are held once, in the layout decoding reads (a prompt's rows then go through
     /// the same kernels row by row). Whole-window evaluation never calls this: its batch
     /// products read the codes as loaded.
-    ///
-    /// The layouts share one `PageArena` (2 MiB pages where the system grants them): decoding
-    /// reads all of them for every token. Its capacity is twice the codes and scales as loaded
-    /// plus 64 KiB a weight, above what the layouts (codes, padding, per-group arrays) take; it
-    /// is address space only, and a layout that does not fit takes ordinary memory.
     public func prepareForDecoding(mode: ComputeMode, threads: Int) {
-        let layers = blocks.flatMap(\.linears) + [outputLayer]
-        let bound = layers.reduce(0) { total, layer in
-            guard case .quantized(let w) = layer.weight else { return total }
-            return total + 2 * w.memoryBytes + 65_536
-        }
-        let arena = bound > 0 ? PageArena(capacity: bound) : nil
-        Parallel.forEach(layers.count, threads: threads) { i in
-            if case .quantized(let w) = layers[i].weight {
-                w.keepOnlyStreamingForm(outputIsRows: layers[i].outputIsRows, arena: arena)
-                // The codes as loaded were just freed; their heap memory goes back now, not
-                // at the end, so the peak holds about one copy of the weights.
-                SystemMemory.returnFreedMemory()
-            }
-        }
+        Linear.keepOnlyStreamingForms(blocks.flatMap(\.linears) + [outputLayer], threads: threads)
     }
 
     public func weightBytesPerToken(mode: ComputeMode) -> Int {

@@ -109,6 +109,30 @@ public struct Linear: Sendable {
         forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads), y, context)
     }
 
+    /// Makes every quantized layer's batch-1 layout the only copy of its weight
+    /// (`QuantizedWeight.keepOnlyStreamingForm`), as decoding wants them: held once, in the
+    /// layout it reads.
+    ///
+    /// The layouts share one `PageArena` (2 MiB pages where the system grants them), since
+    /// decoding reads all of them for every token. Its capacity is twice the codes and scales
+    /// as loaded plus 64 KiB a weight, above what the layouts (codes, padding, per-group arrays)
+    /// take; it is address space only, and a layout that does not fit takes ordinary memory.
+    /// The heap memory of each weight's freed codes goes back to the system at once, so the
+    /// peak holds about one copy of the weights.
+    public static func keepOnlyStreamingForms(_ layers: [Linear], threads: Int) {
+        let bound = layers.reduce(0) { total, layer in
+            guard case .quantized(let w) = layer.weight else { return total }
+            return total + 2 * w.memoryBytes + 65_536
+        }
+        let arena = bound > 0 ? PageArena(capacity: bound) : nil
+        Parallel.forEach(layers.count, threads: threads) { i in
+            if case .quantized(let w) = layers[i].weight {
+                w.keepOnlyStreamingForm(outputIsRows: layers[i].outputIsRows, arena: arena)
+                SystemMemory.returnFreedMemory()
+            }
+        }
+    }
+
     /// Layers that read one input (q, k and v; gate and up), each into its own output. At one
     /// row in int8 mode, with every weight in a batch-1 layout, one parallel step computes
     /// them all; otherwise they run one after another. Either way each output equals that of

@@ -3,7 +3,8 @@ import Foundation
 /// One large anonymous mapping, handed out front to back, for memory that is read in full for
 /// every decoded token: the batch-1 layouts of a model's weights (`DecoderModel.prepareForDecoding`).
 ///
-/// Why: decoding streams 80–140 MB of weights per token. Through 4 KiB pages that is a TLB
+/// Why: decoding streams every weight of the model for each token (around a hundred MB for
+/// a model of 125M parameters at 8 bits). Through 4 KiB pages that is a TLB
 /// miss every 4 KiB, and on a virtual machine every miss walks two levels of page tables.
 /// The arena asks the kernel for 2 MiB pages (`madvise(MADV_HUGEPAGE)`; Linux grants them
 /// where transparent huge pages are "madvise" or "always"), and the weights of a model sit
