@@ -295,6 +295,33 @@ final class KernelMatrixVectorTests: XCTestCase {
         }
     }
 
+    /// The runs one parallel step hands out cover every tile of every product once, in order,
+    /// never span two products, shrink from a quarter of the work (two threads) down to the
+    /// smallest run, and are one run per product on one thread.
+    func testRunsOfTilesCoverEveryTileOnceLargestFirst() {
+        let minimum = StreamingQuantizedWeight.minimumTilesPerRun
+        for tiles in [[36, 12, 12], [96, 96], [1], [3, 0, 5], [3072], [1, 1, 1]] {
+            for threads in [1, 2, 3, 8] {
+                let runs = StreamingQuantizedWeight.runs(tiles: tiles, threads: threads)
+                var next = Array(repeating: 0, count: tiles.count), lastProduct = 0
+                for (product, range) in runs {
+                    XCTAssertGreaterThanOrEqual(product, lastProduct, "\(tiles) on \(threads): products in order")
+                    XCTAssertEqual(range.lowerBound, next[product], "\(tiles) on \(threads): run \(range) of product \(product)")
+                    XCTAssertFalse(range.isEmpty)
+                    next[product] = range.upperBound; lastProduct = product
+                    // Smaller than the minimum only where a product ends.
+                    if range.count < minimum { XCTAssertEqual(range.upperBound, tiles[product], "\(tiles) on \(threads): run \(range)") }
+                }
+                XCTAssertEqual(next, tiles, "\(tiles) on \(threads): every tile once")
+                if threads == 1 { XCTAssertEqual(runs.count, tiles.filter { $0 > 0 }.count) }
+            }
+        }
+        // Two threads over 2 × 96 tiles: a quarter of what is left each time (the third run ends
+        // the first product), down to 2.
+        let sizes = StreamingQuantizedWeight.runs(tiles: [96, 96], threads: 2).map { $0.tiles.count }
+        XCTAssertEqual(sizes, [48, 36, 12, 24, 18, 14, 10, 8, 6, 4, 3, 3, 2, 2, 2])
+    }
+
     func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {
         var y = [Float](repeating: .nan, count: rows * layer.outFeatures)
         x.withUnsafeBufferPointer { xb in

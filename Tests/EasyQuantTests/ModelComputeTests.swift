@@ -41,7 +41,8 @@ final class ModelComputeTests: XCTestCase {
         }
     }
 
-    /// Decoding token by token with a cache gives the logits of the whole-window pass.
+    /// Decoding with a cache (a prompt, a few tokens at once, then token by token) gives the
+    /// logits of the whole-window pass.
     func testIncrementalDecodingMatchesTheWindowPass() throws {
         let model = try (openWeightSource(path: Self.fixture)).makeModel()
         let context = ComputeContext(threads: 2)
@@ -51,7 +52,10 @@ final class ModelComputeTests: XCTestCase {
         var stepped: [Float] = []
         let prefix = model.decode(Array(ids.prefix(24)), cache: cache, context: context)
         stepped += logits(model, hidden: prefix, rows: 24, context: context)
-        for token in ids.dropFirst(24) {
+        // A few tokens at once against what the cache holds (its rows kept head by head).
+        let chunk = model.decode(Array(ids[24..<29]), cache: cache, context: context)
+        stepped += logits(model, hidden: chunk, rows: 5, context: context)
+        for token in ids.dropFirst(29) {
             stepped += logits(model, hidden: model.decode([token], cache: cache, context: context), rows: 1, context: context)
         }
         XCTAssertEqual(cache.count, ids.count)

@@ -118,17 +118,33 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// The instruction set the product runs with ("avx512-vnni", "avx2" or "baseline").
     public static var instructionSet: String { String(cString: eqk_gemv_isa()) }
 
-    /// Runs `body` over runs of whole tiles in parallel: about four runs per thread, so that
-    /// a thread that starts late (or is slowed) leaves its last runs to the others, and at
-    /// least 4 tiles (64 channels) each, below which handing a run out costs more than it computes.
+    /// Runs `body` over runs of whole tiles in parallel (`runs`).
     private func forTileRanges(threads: Int, _ body: (Range<Int>) -> Void) {
-        let runs = tileRanges(threads: threads)
-        Parallel.forEach(runs.count, threads: threads) { body(runs[$0]) }
+        let runs = Self.runs(tiles: [tiles], threads: threads)
+        Parallel.forEach(runs.count, threads: threads) { body(runs[$0].tiles) }
     }
 
-    private func tileRanges(threads: Int) -> [Range<Int>] {
-        let pieces = max(1, min(tiles / 4, 4 * threads))
-        return (0..<pieces).map { p in (tiles * p / pieces)..<(tiles * (p + 1) / pieces) }
+    /// Fewest tiles in a run: below two (32 channels), taking a run costs about what it computes.
+    public static let minimumTilesPerRun = 2
+
+    /// The runs of whole tiles one parallel step hands out over products of `tiles[i]` tiles
+    /// each (one product, or q, k and v; gate and up), largest first: each run takes a quarter
+    /// of what is left over two threads (1 / (2·threads)), down to `minimumTilesPerRun`, and no
+    /// run spans two products. The threads take runs in this order as they come free, so
+    /// one that starts late or is slowed leaves the small last runs to the others and both
+    /// end within about one small run of each other; equal runs left up to a whole large run.
+    public static func runs(tiles: [Int], threads: Int) -> [(product: Int, tiles: Range<Int>)] {
+        let total = tiles.reduce(0, +)
+        if threads <= 1 { return tiles.enumerated().filter { $0.element > 0 }.map { ($0.offset, 0..<$0.element) } }
+        var runs: [(product: Int, tiles: Range<Int>)] = []
+        var product = 0, start = 0, left = total
+        while left > 0 {
+            while start == tiles[product] { product += 1; start = 0 }
+            let size = min(max(minimumTilesPerRun, (left + 2 * threads - 1) / (2 * threads)), tiles[product] - start)
+            runs.append((product, start..<(start + size)))
+            start += size; left -= size
+        }
+        return runs
     }
 
     /// The rows of quantized activations as this weight's kernels read them: codes padded
@@ -220,8 +236,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
                          threads: Int) {
         let prepared = products.map { $0.weight.prepare($0.x) }
         defer { prepared.forEach { $0.deallocate() } }
-        var runs: [(product: Int, tiles: Range<Int>)] = []
-        for (i, p) in products.enumerated() { runs += p.weight.tileRanges(threads: threads).map { (i, $0) } }
+        let runs = Self.runs(tiles: products.map { $0.weight.tiles }, threads: threads)
         let outputs = products.map { UnsafeMutableRawPointer($0.y) }
         Parallel.forEach(runs.count, threads: threads) { r in
             let (i, tiles) = runs[r]

@@ -33,12 +33,16 @@ enum CausalSelfAttention {
     /// outgrow the core's 1 MiB L2.
     static let rowsPerItem = 192
 
-    /// Row-major matrices with leading dimensions: q [queries, heads·d], k and v
-    /// [start+queries, kvHeads·d]; out [queries, heads·d] (leading dimension heads·d).
+    /// q [queries, heads·d] row-major with leading dimension ldq; out [queries, heads·d]
+    /// (leading dimension heads·d). Keys and values of positions 0 ..< start+queries: row t of
+    /// key/value head h at `k + h·kvHeadStride + t·ldk` (and `v`, `ldv`). Rows of all heads
+    /// side by side have kvHeadStride = d; a cache that keeps each head's rows together
+    /// (`KVCache`) has ldk = ldv = d and kvHeadStride its capacity · d.
     struct Operands {
         var q: UnsafePointer<Float>, ldq: Int
         var k: UnsafePointer<Float>, ldk: Int
         var v: UnsafePointer<Float>, ldv: Int
+        var kvHeadStride: Int
         var queries: Int
         var start: Int
     }
@@ -128,8 +132,8 @@ enum CausalSelfAttention {
             let kv = item / parts, p = item % parts
             let t0 = keys * p / parts, t1 = keys * (p + 1) / parts
             withUnsafeTemporaryAllocation(of: Float.self, capacity: t1 - t0) { scores in
-                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + t0 * o.ldk + kv * d, ldk: o.ldk,
-                                    values: o.v + t0 * o.ldv + kv * d, ldv: o.ldv, count: t1 - t0, scale: scale,
+                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * o.kvHeadStride + t0 * o.ldk, ldk: o.ldk,
+                                    values: o.v + kv * o.kvHeadStride + t0 * o.ldv, ldv: o.ldv, count: t1 - t0, scale: scale,
                                     scores: scores.baseAddress!,
                                     out: sumsAddress.assumingMemoryBound(to: Float.self) + item * group * d,
                                     partial: partialsAddress.map { $0.assumingMemoryBound(to: Float.self) + item * 2 * group })
@@ -148,8 +152,10 @@ enum CausalSelfAttention {
     static func forward(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, kvHeads = layout.kvHeads, e = layout.width
         precondition(d > 0 && kvHeads > 0 && layout.heads % kvHeads == 0, "attention: \(layout.heads) heads over \(kvHeads) key/value heads")
-        precondition(o.queries >= 0 && o.start >= 0 && o.ldq >= e && o.ldk >= kvHeads * d && o.ldv >= kvHeads * d,
-                     "attention: operands do not fit the heads")
+        // Rows of all heads side by side, or each head's rows together.
+        let rowsFit = o.kvHeadStride == d ? o.ldk >= kvHeads * d && o.ldv >= kvHeads * d
+            : o.ldk >= d && o.ldv >= d && o.kvHeadStride >= (o.start + o.queries) * max(o.ldk, o.ldv)
+        precondition(o.queries >= 0 && o.start >= 0 && o.ldq >= e && rowsFit, "attention: operands do not fit the heads")
         if o.queries == 0 { return }
         let group = layout.heads / kvHeads
         let groupWidth = group * d
@@ -160,6 +166,7 @@ enum CausalSelfAttention {
         // A cache holds float keys; quantizing all of them again for each decoded token
         // would cost more than it saves, so only whole windows take the int8 path.
         let int8Scores = context.mode == .int8 && o.start == 0
+        precondition(!int8Scores || o.kvHeadStride == d, "attention: int8 scores read rows of all heads side by side")
         if o.queries == 1 && !int8Scores { return forwardOne(o, layout, into: out, context: context) }
         var qCodes: QuantizedHeads?, kCodes: QuantizedHeads?
         if int8Scores {
@@ -204,7 +211,7 @@ enum CausalSelfAttention {
                         (queries + i * groupWidth).update(from: o.q + (q0 + i) * o.ldq + kv * groupWidth, count: groupWidth)
                     }
                     context.backend.sgemm(transA: false, transB: true, m: m, n: keys, k: d, alpha: scale,
-                                          a: queries, lda: d, b: o.k + kv * d, ldb: o.ldk, beta: 0, c: scores, ldc: keys)
+                                          a: queries, lda: d, b: o.k + kv * o.kvHeadStride, ldb: o.ldk, beta: 0, c: scores, ldc: keys)
                     // Query i (every head of it) sees keys 0 ... start+q0+i; later entries become 0.
                     for r in 0..<m {
                         let length = o.start + q0 + r / group + 1
@@ -212,7 +219,7 @@ enum CausalSelfAttention {
                     }
                 }
                 context.backend.sgemm(transA: false, transB: false, m: m, n: d, k: keys, alpha: 1,
-                                      a: scores, lda: keys, b: o.v + kv * d, ldb: o.ldv, beta: 0, c: values, ldc: d)
+                                      a: scores, lda: keys, b: o.v + kv * o.kvHeadStride, ldb: o.ldv, beta: 0, c: values, ldc: d)
                 let dst = outAddress.assumingMemoryBound(to: Float.self) + kv * groupWidth
                 for i in 0..<rows {
                     eqk_scale_rows(dst + (q0 + i) * e, d, values + i * groupWidth, d, group, d, inverseSums + i * group)

@@ -24,14 +24,14 @@ struct GPT2Block: DecoderBlock {
         profile.measure(.attention) {
             if let cache = pass.cache {
                 // Decoding: keys and values come from the cache (quantized there if it is).
-                let (k, v) = cache.append(layer: layer, keys: qkv + e, values: qkv + 2 * e, ld: 3 * e, tokens: t)
-                CausalSelfAttention.forward(.init(q: qkv, ldq: 3 * e, k: k, ldk: e, v: v, ldv: e, queries: t, start: cache.count),
+                let held = cache.append(layer: layer, keys: qkv + e, values: qkv + 2 * e, ld: 3 * e, tokens: t)
+                CausalSelfAttention.forward(.init(q: qkv, ldq: 3 * e, held, queries: t, start: cache.count),
                                             heads, into: s.attended, context: context)
             } else {
                 // A whole window: keys and values rounded as a quantized cache would hold them, if asked.
                 context.kvQuantization?.roundTrip(keys: qkv + e, values: qkv + 2 * e, ld: 3 * e, tokens: t, width: e, layer: layer,
                                                   threads: context.threads, tally: context.kvTally)
-                CausalSelfAttention.forward(.init(q: qkv, ldq: 3 * e, k: qkv + e, ldk: 3 * e, v: qkv + 2 * e, ldv: 3 * e, queries: t, start: 0),
+                CausalSelfAttention.forward(.init(q: qkv, ldq: 3 * e, k: qkv + e, ldk: 3 * e, v: qkv + 2 * e, ldv: 3 * e, kvHeadStride: heads.headSize, queries: t, start: 0),
                                             heads, into: s.attended, context: context)
             }
         }

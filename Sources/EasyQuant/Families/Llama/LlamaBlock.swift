@@ -36,13 +36,13 @@ struct LlamaBlock: DecoderBlock {
         pass.observer?.keysAndValues(layer: layer, keys: k, values: v, ld: kv, width: kv, tokens: t)
         profile.measure(.attention) {
             if let cache = pass.cache {
-                let (keys, values) = cache.append(layer: layer, keys: k, values: v, ld: kv, tokens: t)
-                CausalSelfAttention.forward(.init(q: q, ldq: e, k: keys, ldk: kv, v: values, ldv: kv, queries: t, start: cache.count),
+                let held = cache.append(layer: layer, keys: k, values: v, ld: kv, tokens: t)
+                CausalSelfAttention.forward(.init(q: q, ldq: e, held, queries: t, start: cache.count),
                                             heads, into: s.attended, context: context)
             } else {
                 context.kvQuantization?.roundTrip(keys: k, values: v, ld: kv, tokens: t, width: kv, layer: layer,
                                                   threads: context.threads, tally: context.kvTally)
-                CausalSelfAttention.forward(.init(q: q, ldq: e, k: k, ldk: kv, v: v, ldv: kv, queries: t, start: 0),
+                CausalSelfAttention.forward(.init(q: q, ldq: e, k: k, ldk: kv, v: v, ldv: kv, kvHeadStride: heads.headSize, queries: t, start: 0),
                                             heads, into: s.attended, context: context)
             }
         }
