@@ -267,10 +267,12 @@ final class KernelMatrixVectorTests: XCTestCase {
 
     /// Layers reading one input in one step (`Linear.forward(_:sharing:)`: q, k and v; gate
     /// and up) give each layer's own product bit for bit, one row or several, with and
-    /// without biases, also when one weight has no batch-1 layout.
+    /// without biases, also when one weight has no batch-1 layout and when weights of one
+    /// layout share the prepared rows.
     func testLayersSharingAnInputEqualTheirOwnProducts() throws {
         let k = 67
-        for (i, picks) in [[0, 2, 4], [1, 3], [0, 8, 2]].enumerated() {
+        // The last two sets share one preparation of the rows (same layout, as q, k and v).
+        for (i, picks) in [[0, 2, 4], [1, 3], [0, 8, 2], [4, 4, 4], [0, 0]].enumerated() {
             let layers = try picks.enumerated().map { j, c in
                 try linear(Self.cases[c], k: k, n: [29, 70, 16][j], outputIsRows: j % 2 == 0, seed: UInt64(40 + 10 * i + j)).0
             }

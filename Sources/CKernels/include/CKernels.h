@@ -146,6 +146,47 @@ void eqk_gemv_f32(const void *w, int nibbles, size_t quads, size_t groupQuads, i
                   const float *zero, const float *x, const float *bias, size_t tile0, size_t tile1,
                   float *y, size_t n);
 
+/// One product of a parallel step of batch-1 products (several weights reading one input,
+/// such as q, k and v): eqk_gemv_s8 when `wsum` is set, else eqk_gemv_u4 (packed nibbles),
+/// for `rows` rows of x (row r at x + r·xStride, its scale xscales[r], its group sums at
+/// xsums + r·sumStride) into y + r·n.
+typedef struct eqk_gemv_product {
+    const void *w;
+    size_t quads, groupQuads;
+    int32_t codeOffset;
+    const int32_t *wsum;
+    const float *scale, *zero;
+    const int8_t *x;
+    size_t xStride;
+    const float *xscales;
+    const int32_t *xsums;
+    size_t sumStride;
+    size_t rows;
+    const float *bias;
+    float *y;
+    size_t n;
+} eqk_gemv_product;
+
+/// A run of whole tiles (tile0 ..< tile1) of one product of a step.
+typedef struct eqk_gemv_run {
+    size_t product, tile0, tile1;
+} eqk_gemv_run;
+
+/// A parallel step: its products and the runs handed out over them.
+typedef struct eqk_gemv_step {
+    const eqk_gemv_product *products;
+    const eqk_gemv_run *runs;
+} eqk_gemv_step;
+
+/// Computes run `index` of the eqk_gemv_step at `step`: the shape of a worker pool's body
+/// (CThreads' eqt_body), so that a step hands its runs to the threads with no other code
+/// between them and the kernels.
+void eqk_gemv_step_run(void *step, size_t index);
+
+/// out[r·groups + g] = Σ of x's codes (row r at x + r·stride) over inputs g·group ..<
+/// min(k, (g+1)·group), for r < rows and g < ⌈k/group⌉.
+void eqk_sum_groups_s8(const int8_t *x, size_t rows, size_t stride, size_t k, size_t group, int32_t *out);
+
 /// Codes start ..< start+count of a packed 4-bit array (element e in the low nibble of byte
 /// e/2 when e is even, the high one when odd; two's complement when isSigned) as bytes.
 void eqk_widen_nibbles(const uint8_t *packed, size_t start, size_t count, int isSigned, int8_t *out);

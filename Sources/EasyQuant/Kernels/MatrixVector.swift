@@ -186,36 +186,26 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         // Packed nibbles need Σ of x's codes per group (code = nibble − offset); these are the
         // integers x.sums holds when it has them.
         let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: m * groups) : nil
-        if let ownSums {
-            for r in 0..<m {
-                for g in 0..<groups {
-                    var s: Int32 = 0
-                    for i in (g * groupQuads * 4)..<min(inputs, (g + 1) * groupQuads * 4) { s &+= Int32(padded[r * width + i]) }
-                    ownSums[r * groups + g] = s
-                }
-            }
-        }
+        if let ownSums { eqk_sum_groups_s8(padded, m, width, inputs, groupQuads * 4, ownSums) }
         let (sums, sumStride) = ownSums.map { (UnsafePointer($0), groups) }
             ?? (zeros == nil ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
         return PreparedRows(rows: m, width: width, codes: padded, ownCodes: ownCodes, ownSums: ownSums, sums: sums, sumStride: sumStride,
                             scales: UnsafePointer(x.scales), source: x)
     }
 
-    /// Output channels of tiles `tiles` for every prepared row: y[r·outputs + o] (+ bias).
-    func multiply(_ x: PreparedRows, tiles: Range<Int>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
-        let blocks = UnsafePointer(self.blocks.assumingMemoryBound(to: Int8.self))
-        let scales = UnsafePointer(self.scales), zeros = self.zeros.map { UnsafePointer($0) }
-        for r in 0..<x.rows {
-            let xr = UnsafePointer(x.codes + r * x.width), rowSums = x.sums.map { $0 + r * x.sumStride }
-            if let weightSums {
-                eqk_gemv_s8(blocks, quads, groupQuads, weightSums, scales, zeros, xr, x.scales[r], rowSums, bias,
-                            tiles.lowerBound, tiles.upperBound, y + r * outputs, outputs)
-            } else {
-                eqk_gemv_u4(UnsafeRawPointer(blocks).assumingMemoryBound(to: UInt8.self), quads, groupQuads, codeOffset,
-                            scales, zeros, xr, x.scales[r], rowSums, bias, tiles.lowerBound, tiles.upperBound,
-                            y + r * outputs, outputs)
-            }
-        }
+    /// What the kernels need to compute `x`'s rows against this weight into y.
+    func product(_ x: PreparedRows, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) -> eqk_gemv_product {
+        eqk_gemv_product(w: UnsafeRawPointer(blocks), quads: quads, groupQuads: groupQuads, codeOffset: codeOffset,
+                         wsum: weightSums.map { UnsafePointer($0) }, scale: UnsafePointer(scales), zero: zeros.map { UnsafePointer($0) },
+                         x: x.codes, xStride: x.width, xscales: x.scales, xsums: x.sums, sumStride: x.sumStride, rows: x.rows,
+                         bias: bias, y: y, n: outputs)
+    }
+
+    /// Whether `prepare` lays out a row for this weight as it does for `other` (same padding
+    /// and groups), so that weights reading one input can share its prepared rows.
+    func preparesRowsLike(_ other: StreamingQuantizedWeight) -> Bool {
+        inputs == other.inputs && packedNibbles == other.packedNibbles && quads == other.quads && groupQuads == other.groupQuads
+            && (zeros == nil) == (other.zeros == nil)
     }
 
     /// y = x·Wᵀ (+ bias) for the rows of `x` (quantized with groups of this weight's group
@@ -224,23 +214,40 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// passes one row; several rows (a prompt, once the codes live only here) are taken one
     /// after another within each run of tiles, which stays in the core's cache meanwhile.
     public func multiply(_ x: QuantizedActivations, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, threads: Int) {
-        let prepared = prepare(x)
-        defer { prepared.deallocate() }
-        let yAddress = UnsafeMutableRawPointer(y)
-        forTileRanges(threads: threads) { multiply(prepared, tiles: $0, bias: bias, into: yAddress.assumingMemoryBound(to: Float.self)) }
+        Self.multiply([(self, x, y)], biases: [bias], threads: threads)
     }
 
-    /// Several products of one row each in one parallel step (q, k and v; gate and up):
-    /// the same numbers as one `multiply` per weight, with one hand-out of work instead of several.
+    /// Several products in one parallel step (q, k and v; gate and up): the same numbers as
+    /// one `multiply` per weight, with one hand-out of work instead of several. Weights that
+    /// read the same activations in the same layout share one preparation of them. The runs
+    /// go to the threads through C (`eqk_gemv_step_run`), with no Swift between the worker
+    /// pool and the kernels.
     static func multiply(_ products: [(weight: StreamingQuantizedWeight, x: QuantizedActivations, y: UnsafeMutablePointer<Float>)],
-                         threads: Int) {
-        let prepared = products.map { $0.weight.prepare($0.x) }
-        defer { prepared.forEach { $0.deallocate() } }
-        let runs = Self.runs(tiles: products.map { $0.weight.tiles }, threads: threads)
-        let outputs = products.map { UnsafeMutableRawPointer($0.y) }
-        Parallel.forEach(runs.count, threads: threads) { r in
-            let (i, tiles) = runs[r]
-            products[i].weight.multiply(prepared[i], tiles: tiles, bias: nil, into: outputs[i].assumingMemoryBound(to: Float.self))
+                         biases: [UnsafePointer<Float>?]? = nil, threads: Int) {
+        var prepared: [PreparedRows] = []
+        prepared.reserveCapacity(products.count)
+        var owned: [Bool] = []
+        for (i, p) in products.enumerated() {
+            if i > 0, products[i - 1].x === p.x, p.weight.preparesRowsLike(products[i - 1].weight) {
+                prepared.append(prepared[i - 1]); owned.append(false)
+            } else {
+                prepared.append(p.weight.prepare(p.x)); owned.append(true)
+            }
+        }
+        defer { for (rows, own) in zip(prepared, owned) where own { rows.deallocate() } }
+        let descriptors = products.indices.map { i in
+            products[i].weight.product(prepared[i], bias: biases?[i] ?? nil, into: products[i].y)
+        }
+        let runs = runs(tiles: products.map { $0.weight.tiles }, threads: threads).map {
+            eqk_gemv_run(product: $0.product, tile0: $0.tiles.lowerBound, tile1: $0.tiles.upperBound)
+        }
+        withExtendedLifetime((products, prepared)) {
+            descriptors.withUnsafeBufferPointer { d in
+                runs.withUnsafeBufferPointer { r in
+                    var step = eqk_gemv_step(products: d.baseAddress, runs: r.baseAddress)
+                    withUnsafeMutablePointer(to: &step) { Parallel.forEach(r.count, threads: threads, body: eqk_gemv_step_run, context: $0) }
+                }
+            }
         }
     }
 

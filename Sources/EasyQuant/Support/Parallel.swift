@@ -40,6 +40,15 @@ public enum Parallel {
         }
     }
 
+    /// Calls the C function `body(context, i)` for every i in 0..<count on up to `threads`
+    /// threads, as `forEach` does, with nothing between the pool and the body per index.
+    public static func forEach(_ count: Int, threads: Int = defaultThreads, body: eqt_body,
+                               context: UnsafeMutableRawPointer) {
+        if count == 0 { return }
+        if min(threads, count) > 1, WorkerPool.forThreads(threads)?.run(count, body: body, context: context) == true { return }
+        forEach(count, threads: threads) { body(context, $0) }
+    }
+
     /// Like `forEach`, for a body that throws: the first error stops the hand-out of new
     /// indices and is rethrown once the running ones finish.
     public static func forEachThrowing(_ count: Int, threads: Int = defaultThreads, _ body: (Int) throws -> Void) throws {
@@ -91,6 +100,12 @@ final class WorkerPool: @unchecked Sendable {
             pools[threads] = pool
             return pool
         }
+    }
+
+    /// Runs the C function body(context, i) for i in 0..<count on this thread and the
+    /// helpers; false, having run nothing, when the pool is running another step.
+    func run(_ count: Int, body: eqt_body, context: UnsafeMutableRawPointer) -> Bool {
+        eqt_pool_run(pool, count, body, context) != 0
     }
 
     /// The closure a step calls, passed to C as its context.
