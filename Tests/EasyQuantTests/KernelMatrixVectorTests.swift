@@ -306,7 +306,8 @@ final class KernelMatrixVectorTests: XCTestCase {
             for threads in [1, 2, 3, 8] {
                 let runs = StreamingQuantizedWeight.runs(tiles: tiles, threads: threads)
                 var next = Array(repeating: 0, count: tiles.count), lastProduct = 0
-                for (product, range) in runs {
+                for run in runs {
+                    let product = run.product, range = run.tile0..<run.tile1
                     XCTAssertGreaterThanOrEqual(product, lastProduct, "\(tiles) on \(threads): products in order")
                     XCTAssertEqual(range.lowerBound, next[product], "\(tiles) on \(threads): run \(range) of product \(product)")
                     XCTAssertFalse(range.isEmpty)
@@ -320,7 +321,7 @@ final class KernelMatrixVectorTests: XCTestCase {
         }
         // Two threads over 2 × 96 tiles: a quarter of what is left each time (the third run ends
         // the first product), down to 2.
-        let sizes = StreamingQuantizedWeight.runs(tiles: [96, 96], threads: 2).map { $0.tiles.count }
+        let sizes = StreamingQuantizedWeight.runs(tiles: [96, 96], threads: 2).map { $0.tile1 - $0.tile0 }
         XCTAssertEqual(sizes, [48, 36, 12, 24, 18, 14, 10, 8, 6, 4, 3, 3, 2, 2, 2])
     }
 

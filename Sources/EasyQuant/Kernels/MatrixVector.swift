@@ -121,7 +121,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// Runs `body` over runs of whole tiles in parallel (`runs`).
     private func forTileRanges(threads: Int, _ body: (Range<Int>) -> Void) {
         let runs = Self.runs(tiles: [tiles], threads: threads)
-        Parallel.forEach(runs.count, threads: threads) { body(runs[$0].tiles) }
+        Parallel.forEach(runs.count, threads: threads) { body(runs[$0].tile0..<runs[$0].tile1) }
     }
 
     /// Fewest tiles in a run: below two (32 channels), taking a run costs about what it computes.
@@ -133,18 +133,25 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// run spans two products. The threads take runs in this order as they come free, so
     /// one that starts late or is slowed leaves the small last runs to the others and both
     /// end within about one small run of each other; equal runs left up to a whole large run.
-    public static func runs(tiles: [Int], threads: Int) -> [(product: Int, tiles: Range<Int>)] {
-        let total = tiles.reduce(0, +)
-        if threads <= 1 { return tiles.enumerated().filter { $0.element > 0 }.map { ($0.offset, 0..<$0.element) } }
-        var runs: [(product: Int, tiles: Range<Int>)] = []
-        var product = 0, start = 0, left = total
+    public static func runs(tiles: [Int], threads: Int) -> [eqk_gemv_run] {
+        var runs: [eqk_gemv_run] = []
+        appendRuns(tiles: tiles.count, { tiles[$0] }, threads: threads, to: &runs)
+        return runs
+    }
+
+    /// `runs(tiles:threads:)` for products whose tile counts `tiles(i)` gives, appended to `runs`.
+    @inline(__always)
+    static func appendRuns(tiles products: Int, _ tiles: (Int) -> Int, threads: Int, to runs: inout [eqk_gemv_run]) {
+        var left = 0
+        for i in 0..<products { left += tiles(i) }
+        var product = 0, start = 0
         while left > 0 {
-            while start == tiles[product] { product += 1; start = 0 }
-            let size = min(max(minimumTilesPerRun, (left + 2 * threads - 1) / (2 * threads)), tiles[product] - start)
-            runs.append((product, start..<(start + size)))
+            while start == tiles(product) { product += 1; start = 0 }
+            let size = threads <= 1 ? tiles(product)
+                : min(max(minimumTilesPerRun, (left + 2 * threads - 1) / (2 * threads)), tiles(product) - start)
+            runs.append(eqk_gemv_run(product: product, tile0: start, tile1: start + size))
             start += size; left -= size
         }
-        return runs
     }
 
     /// The rows of quantized activations as this weight's kernels read them: codes padded
@@ -158,9 +165,8 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         let ownSums: UnsafeMutablePointer<Int32>?
         let sums: UnsafePointer<Int32>?
         let sumStride: Int
+        /// The activations' row scales: valid while the activations they came from live.
         let scales: UnsafePointer<Float>
-        /// Keeps the activations (scales, sums) alive while the rows are used.
-        let source: QuantizedActivations
         func deallocate() { ownCodes?.deallocate(); ownSums?.deallocate() }
     }
 
@@ -190,7 +196,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         let (sums, sumStride) = ownSums.map { (UnsafePointer($0), groups) }
             ?? (zeros == nil ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
         return PreparedRows(rows: m, width: width, codes: padded, ownCodes: ownCodes, ownSums: ownSums, sums: sums, sumStride: sumStride,
-                            scales: UnsafePointer(x.scales), source: x)
+                            scales: UnsafePointer(x.scales))
     }
 
     /// What the kernels need to compute `x`'s rows against this weight into y.
@@ -224,24 +230,29 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// pool and the kernels.
     static func multiply(_ products: [(weight: StreamingQuantizedWeight, x: QuantizedActivations, y: UnsafeMutablePointer<Float>)],
                          biases: [UnsafePointer<Float>?]? = nil, threads: Int) {
-        var prepared: [PreparedRows] = []
-        prepared.reserveCapacity(products.count)
-        var owned: [Bool] = []
-        for (i, p) in products.enumerated() {
-            if i > 0, products[i - 1].x === p.x, p.weight.preparesRowsLike(products[i - 1].weight) {
-                prepared.append(prepared[i - 1]); owned.append(false)
+        // Plain values only from here on (pointers and sizes; `products` keeps the weights
+        // and activations alive), so that a step costs no reference counting.
+        var descriptors: [eqk_gemv_product] = []
+        descriptors.reserveCapacity(products.count)
+        var owned: [PreparedRows] = []
+        owned.reserveCapacity(products.count)
+        defer { for rows in owned { rows.deallocate() } }
+        var last: PreparedRows? = nil
+        for i in products.indices {
+            let (weight, x, y) = products[i]
+            let rows: PreparedRows
+            if let last, i > 0, products[i - 1].x === x, weight.preparesRowsLike(products[i - 1].weight) {
+                rows = last
             } else {
-                prepared.append(p.weight.prepare(p.x)); owned.append(true)
+                rows = weight.prepare(x); owned.append(rows)
             }
+            last = rows
+            descriptors.append(weight.product(rows, bias: biases?[i] ?? nil, into: y))
         }
-        defer { for (rows, own) in zip(prepared, owned) where own { rows.deallocate() } }
-        let descriptors = products.indices.map { i in
-            products[i].weight.product(prepared[i], bias: biases?[i] ?? nil, into: products[i].y)
-        }
-        let runs = runs(tiles: products.map { $0.weight.tiles }, threads: threads).map {
-            eqk_gemv_run(product: $0.product, tile0: $0.tiles.lowerBound, tile1: $0.tiles.upperBound)
-        }
-        withExtendedLifetime((products, prepared)) {
+        var runs: [eqk_gemv_run] = []
+        runs.reserveCapacity(4 * threads * 8 + 2 * products.count)
+        appendRuns(tiles: products.count, { products[$0].weight.tiles }, threads: threads, to: &runs)
+        withExtendedLifetime(products) {
             descriptors.withUnsafeBufferPointer { d in
                 runs.withUnsafeBufferPointer { r in
                     var step = eqk_gemv_step(products: d.baseAddress, runs: r.baseAddress)

@@ -333,7 +333,8 @@ public final class SharedInput {
     public let x: UnsafePointer<Float>
     public let rows: Int
     public let columns: Int
-    private var quantized: [Int: QuantizedActivations] = [:]
+    /// By group size: one or two entries, so a list (a dictionary cost more per decode step).
+    private var quantized: [(groupSize: Int, activations: QuantizedActivations)] = []
 
     /// `rows` × `columns` floats at `x`, which must stay valid and unchanged while this is used.
     public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int) {
@@ -344,9 +345,10 @@ public final class SharedInput {
     /// The activations quantized for blocks of `groupSize` inputs (code sums included when
     /// asked for, or when an earlier caller asked for them), made on first use.
     func quantized(groupSize: Int, withSums: Bool, threads: Int) -> QuantizedActivations {
-        if let q = quantized[groupSize], q.sums != nil || !withSums { return q }
+        let index = quantized.firstIndex { $0.groupSize == groupSize }
+        if let index, quantized[index].activations.sums != nil || !withSums { return quantized[index].activations }
         let q = QuantizedActivations(x, rows: rows, columns: columns, groupSize: groupSize, withSums: withSums, threads: threads)
-        quantized[groupSize] = q
+        if let index { quantized[index].activations = q } else { quantized.append((groupSize, q)) }
         return q
     }
 }
