@@ -62,7 +62,10 @@ static uint64_t eqt_now(void) {
 }
 
 /// Takes and runs indices of the step tagged `tag` until none are left (or it is over).
+/// The indices a participant ran are added to `done` once, when it finds none left: one
+/// write to that shared line per participant and step, not one per index.
 static void eqt_work(eqt_pool *p, uint64_t tag) {
+    size_t ran = 0;
     uint64_t s = atomic_load(&p->state);
     while (eqt_tag(s) == tag && eqt_next(s) < eqt_count(s)) {
         if (!atomic_compare_exchange_weak(&p->state, &s, s + 1)) continue;  // s now holds the current word
@@ -70,9 +73,10 @@ static void eqt_work(eqt_pool *p, uint64_t tag) {
         eqt_body body = atomic_load_explicit(&slot->body, memory_order_relaxed);
         void *context = atomic_load_explicit(&slot->context, memory_order_relaxed);
         body(context, eqt_next(s));
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        ran++;
         s = atomic_load(&p->state);
     }
+    if (ran > 0) atomic_fetch_add_explicit(&p->done, ran, memory_order_release);
 }
 
 static void *eqt_worker(void *arg) {
