@@ -49,6 +49,7 @@ final class ModelComputeTests: XCTestCase {
         let ids = Array(Self.fixtureTokens.prefix(40))
         let window = logits(model, hidden: model.hiddenStates(ids, context: context), rows: ids.count, context: context)
         let cache = KVCache(config: model.config)
+        cache.reserve(tokens: ids.count)  // touched ahead (zeros) must not change what is read
         var stepped: [Float] = []
         let prefix = model.decode(Array(ids.prefix(24)), cache: cache, context: context)
         stepped += logits(model, hidden: prefix, rows: 24, context: context)

@@ -53,6 +53,9 @@ public struct TextGenerator {
         try model.checkTokens(prompt, source: "the prompt")
         model.prepareForDecoding(mode: context.mode, threads: context.threads)
         let cache = model.makeCache(quantization: kvQuantization, capacity: nil)
+        // The rows this generation can fill, touched now rather than one page at a time
+        // between decode steps.
+        cache.reserve(tokens: prompt.count + maxNewTokens)
         var rng = SeededGenerator(seed: sampling.seed)
         let v = model.config.vocabSize, e = model.config.embeddingSize
         var logits = [Float](repeating: 0, count: v)

@@ -57,8 +57,12 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// Whether the codes are signed (as stored; unsigned 8-bit codes are shifted here).
     public let isSigned: Bool
     public let method: String
-    /// The batch-1 layouts made so far, by orientation (see `streaming(outputIsRows:)`).
-    private var streamingForms: [Bool: StreamingQuantizedWeight?] = [:]
+    /// The batch-1 layouts made so far (see `streaming(outputIsRows:)`), by orientation
+    /// (output channels as rows, or as columns): .none when not made yet, .some(nil) when the
+    /// weight has no such layout. Two fields, not a dictionary: decoding looks them up for
+    /// every product.
+    private var streamingFormRows: StreamingQuantizedWeight??
+    private var streamingFormColumns: StreamingQuantizedWeight??
     private let streamingLock = Lock()
 
     public init(_ q: QuantizedTensor) {
@@ -169,9 +173,9 @@ public final class QuantizedWeight: @unchecked Sendable {
     /// layout made now takes its memory from `arena` when given.
     public func streaming(outputIsRows: Bool, arena: PageArena? = nil) -> StreamingQuantizedWeight? {
         streamingLock.withLock {
-            if let made = streamingForms[outputIsRows] { return made }
+            if let made = outputIsRows ? streamingFormRows : streamingFormColumns { return made }
             let made = StreamingQuantizedWeight(self, outputIsRows: outputIsRows, arena: arena)
-            streamingForms[outputIsRows] = made
+            if outputIsRows { streamingFormRows = .some(made) } else { streamingFormColumns = .some(made) }
             return made
         }
     }
