@@ -11,7 +11,8 @@ enum { LEVEL_UNKNOWN = -1, LEVEL_BASELINE = 0, LEVEL_AVX2 = 1, LEVEL_AVX512 = 2 
 
 static int level = LEVEL_UNKNOWN;
 
-// Whether the CPU has AVX-512 VNNI (for eqk_gemv_s8 at the AVX-512 level): -1 unknown.
+// Whether the CPU has AVX-512 VNNI and GFNI, which the batch-1 copy for AVX-512 needs (at
+// the AVX-512 level; without them the AVX2 copy runs): -1 unknown.
 static int vnni = -1;
 
 static int has_vnni(void) {
@@ -19,7 +20,7 @@ static int has_vnni(void) {
     if (v < 0) {
 #if EQK_X86
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
+        v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni") ? 1 : 0;
 #else
         v = 0;
 #endif

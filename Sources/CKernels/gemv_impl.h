@@ -89,14 +89,16 @@ static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum_u4(const uint
     gemv_vi out;
 #if defined(EQK_GEMV_VNNI)
     // The nibbles are the unsigned operand of vpdpbusd and x the signed one: no offset.
-    const __m512i mask = _mm512_set1_epi8(0x0F);
+    // The high nibbles come down in one instruction: a GF(2) affine map per byte whose
+    // matrix moves bits 4–7 to 0–3 and clears the rest (a 16-bit shift would need a mask too).
+    const __m512i mask = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi64(0x1020408000000000LL);
     __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
     for (size_t b = b0; b < b1; b++) {
         int32_t x0, x1;
         memcpy(&x0, x + 8 * b, 4); memcpy(&x1, x + 8 * b + 4, 4);
         __m512i w = _mm512_loadu_si512(tile + 64 * b);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(w, mask), _mm512_set1_epi32(x0));
-        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(w, 4), mask), _mm512_set1_epi32(x1));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_gf2p8affine_epi64_epi8(w, high, 0), _mm512_set1_epi32(x1));
     }
     __m512i s = _mm512_add_epi32(a0, a1);
     memcpy(&out, &s, sizeof out);
