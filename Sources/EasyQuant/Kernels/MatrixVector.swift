@@ -124,7 +124,8 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         Parallel.forEach(runs.count, threads: threads) { body(runs[$0].tile0..<runs[$0].tile1) }
     }
 
-    /// Fewest tiles in a run: below two (32 channels), taking a run costs about what it computes.
+    /// Fewest tiles in a run: taking a run is a compare-and-swap on a cache line both threads
+    /// write, so a run reads at least two tiles (32 channels) to stay well above that cost.
     public static let minimumTilesPerRun = 2
 
     /// The runs of whole tiles one parallel step hands out over products of `tiles[i]` tiles
@@ -132,7 +133,8 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// of what is left over two threads (1 / (2·threads)), down to `minimumTilesPerRun`, and no
     /// run spans two products. The threads take runs in this order as they come free, so
     /// one that starts late or is slowed leaves the small last runs to the others and both
-    /// end within about one small run of each other; equal runs left up to a whole large run.
+    /// end within about one small run of each other (with equal runs, one could wait for the
+    /// other's whole last run).
     public static func runs(tiles: [Int], threads: Int) -> [eqk_gemv_run] {
         var runs: [eqk_gemv_run] = []
         appendRuns(tiles: tiles.count, { tiles[$0] }, threads: threads, to: &runs)
@@ -250,7 +252,6 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
             descriptors.append(weight.product(rows, bias: biases?[i] ?? nil, into: y))
         }
         var runs: [eqk_gemv_run] = []
-        runs.reserveCapacity(4 * threads * 8 + 2 * products.count)
         appendRuns(tiles: products.count, { products[$0].weight.tiles }, threads: threads, to: &runs)
         withExtendedLifetime(products) {
             descriptors.withUnsafeBufferPointer { d in

@@ -152,10 +152,8 @@ enum CausalSelfAttention {
     static func forward(_ o: Operands, _ layout: Heads, into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let d = layout.headSize, kvHeads = layout.kvHeads, e = layout.width
         precondition(d > 0 && kvHeads > 0 && layout.heads % kvHeads == 0, "attention: \(layout.heads) heads over \(kvHeads) key/value heads")
-        // Rows of all heads side by side, or each head's rows together.
-        let rowsFit = o.kvHeadStride == d ? o.ldk >= kvHeads * d && o.ldv >= kvHeads * d
-            : o.ldk >= d && o.ldv >= d && o.kvHeadStride >= (o.start + o.queries) * max(o.ldk, o.ldv)
-        precondition(o.queries >= 0 && o.start >= 0 && o.ldq >= e && rowsFit, "attention: operands do not fit the heads")
+        precondition(o.queries >= 0 && o.start >= 0 && o.ldq >= e && o.ldk >= d && o.ldv >= d && o.kvHeadStride >= d,
+                     "attention: operands do not fit the heads")
         if o.queries == 0 { return }
         let group = layout.heads / kvHeads
         let groupWidth = group * d
@@ -166,7 +164,8 @@ enum CausalSelfAttention {
         // A cache holds float keys; quantizing all of them again for each decoded token
         // would cost more than it saves, so only whole windows take the int8 path.
         let int8Scores = context.mode == .int8 && o.start == 0
-        precondition(!int8Scores || o.kvHeadStride == d, "attention: int8 scores read rows of all heads side by side")
+        precondition(!int8Scores || (o.kvHeadStride == d && o.ldk >= kvHeads * d),
+                     "attention: int8 scores read keys with the rows of all heads side by side")
         if o.queries == 1 && !int8Scores { return forwardOne(o, layout, into: out, context: context) }
         var qCodes: QuantizedHeads?, kCodes: QuantizedHeads?
         if int8Scores {
