@@ -35,7 +35,7 @@ static int detect_cpu(void) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl"))
         return LEVEL_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return LEVEL_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return LEVEL_AVX2;
 #endif
     return LEVEL_BASELINE;
 }
@@ -138,6 +138,13 @@ void eqk_attend_one(const float *q, size_t group, size_t d, const float *k, size
                     size_t keys, float scale, float *scores, float *out, float *partial) {
     DISPATCH(eqk_attend_one, (q, group, d, k, ldk, v, ldv, keys, scale, scores, out, partial))
 }
+
+void eqk_attend_one_f16(const float *q, size_t group, size_t d, const uint16_t *k, size_t ldk, const uint16_t *v,
+                        size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial) {
+    DISPATCH(eqk_attend_one_f16, (q, group, d, k, ldk, v, ldv, keys, scale, scores, out, partial))
+}
+void eqk_f32_to_f16(const float *x, size_t count, uint16_t *out) { DISPATCH(eqk_f32_to_f16, (x, count, out)) }
+void eqk_f16_to_f32(const uint16_t *x, size_t count, float *out) { DISPATCH(eqk_f16_to_f32, (x, count, out)) }
 
 // AVX-512 CPUs without VNNI run the AVX2 copy (256-bit maddubs), which reads as fast.
 void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,

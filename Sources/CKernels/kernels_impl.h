@@ -12,6 +12,9 @@
 
 #include <math.h>
 #include <string.h>
+#if EQK_W == 16 || EQK_W == 8
+#include <immintrin.h>
+#endif
 
 #define EQK_INLINE static inline __attribute__((always_inline))
 
@@ -424,34 +427,124 @@ EQK_INLINE void hsum4_pairwise(vf s0, vf s1, vf s2, vf s3, float *r) {
 #endif
 }
 
+// Half precision (IEEE 754 binary16): what a KV cache stored as f16 holds. The copies for
+// AVX-512 and AVX2 convert a vector at a time with the F16C instructions; the portable
+// copy and the scalar tails use the two functions below, which give the same bits.
+
+/// The half with bits h as a float (exact: every half is a float).
+EQK_INLINE float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+    if (exponent == 0x1F) bits = sign | 0x7F800000 | (mantissa << 13);           // ±∞, NaN
+    else if (exponent != 0) bits = sign | ((exponent + 112) << 23) | (mantissa << 13); // rebias 15 → 127
+    else {                                                                        // ±0 and subnormals: mantissa·2^−24
+        float f = (float)mantissa * 0x1p-24f;
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// The half nearest to f (ties to even), as vcvtps2ph rounds: beyond 65,504 by half a step
+/// or more it is ±∞; NaN stays NaN (made quiet).
+EQK_INLINE uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, a = x & 0x7FFFFFFF;
+    if (a > 0x7F800000) return (uint16_t)(sign | 0x7E00 | ((a >> 13) & 0x3FF));
+    if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00);  // ≥ 65,520: rounds to ∞
+    if (a >= 0x38800000) {                                  // a normal half (≥ 2^−14)
+        uint32_t r = a + 0xFFF + ((a >> 13) & 1);           // round at bit 13, ties to even
+        return (uint16_t)(sign | ((r - 0x38000000) >> 13)); // rebias 127 → 15
+    }
+    // A subnormal half (or 0): the nearest multiple of 2^−24, ties to even, by the 2^23
+    // trick (|f|·2^24 < 1024 is exact, so a fused multiply-add rounds the same). 1024 comes
+    // out as 0x400, the smallest normal half.
+    float rounded = fabsf(f) * 0x1p24f + 8388608.0f;
+    return (uint16_t)(sign | (uint32_t)(rounded - 8388608.0f));
+}
+
+/// W halves from p as floats.
+EQK_INLINE vf load_half(const uint16_t *p) {
+#if EQK_W == 16
+    return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+#elif EQK_W == 8
+    return (vf)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+#else
+    float b[W];
+    for (int l = 0; l < W; l++) b[l] = half_to_float(p[l]);
+    return load(b);
+#endif
+}
+
+/// W floats to p as halves.
+EQK_INLINE void store_half(uint16_t *p, vf v) {
+#if EQK_W == 16
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif EQK_W == 8
+    _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#else
+    for (int l = 0; l < W; l++) p[l] = float_to_half(v[l]);
+#endif
+}
+
+void EQK_NAME(eqk_f32_to_f16)(const float *x, size_t count, uint16_t *out) {
+    size_t i = 0;
+    for (; i + W <= count; i += W) store_half(out + i, load(x + i));
+    for (; i < count; i++) out[i] = float_to_half(x[i]);
+}
+
+void EQK_NAME(eqk_f16_to_f32)(const uint16_t *x, size_t count, float *out) {
+    size_t i = 0;
+    for (; i + W <= count; i += W) store(out + i, load_half(x + i));
+    for (; i < count; i++) out[i] = half_to_float(x[i]);
+}
+
+// Decoding attention reads keys and values held as floats or as halves: the helpers below
+// take the element type as a flag that is a constant wherever they are inlined, so each
+// kernel compiles to one loop per type and the float one is what it was before halves.
+
+/// The address of element i of rows held as floats (half = 0) or halves (half = 1).
+EQK_INLINE const void *kv_at(const void *p, size_t i, int half) {
+    return (const char *)p + i * (half ? 2 : 4);
+}
+EQK_INLINE vf load_kv(const void *p, size_t i, int half) {
+    return half ? load_half((const uint16_t *)p + i) : load((const float *)p + i);
+}
+EQK_INLINE float scalar_kv(const void *p, size_t i, int half) {
+    return half ? half_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
 /// scores[t] = q·k_t for the keys t0 ..< t0 + 4: four independent sums, so that the loads
 /// and multiply-adds of neighbouring keys overlap.
-EQK_INLINE void dot4(const float *q, const float *k, size_t ldk, size_t d, float *scores) {
+EQK_INLINE void dot4(const float *q, const void *k, size_t ldk, size_t d, float *scores, int half) {
     vf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     size_t c = 0;
     for (; c + W <= d; c += W) {
         vf qc = load(q + c);
-        s0 += qc * load(k + c); s1 += qc * load(k + ldk + c);
-        s2 += qc * load(k + 2 * ldk + c); s3 += qc * load(k + 3 * ldk + c);
+        s0 += qc * load_kv(k, c, half); s1 += qc * load_kv(k, ldk + c, half);
+        s2 += qc * load_kv(k, 2 * ldk + c, half); s3 += qc * load_kv(k, 3 * ldk + c, half);
     }
     float r[4];
     hsum4_pairwise(s0, s1, s2, s3, r);
     for (; c < d; c++)
-        for (int j = 0; j < 4; j++) r[j] += q[c] * k[j * ldk + c];
+        for (int j = 0; j < 4; j++) r[j] += q[c] * scalar_kv(k, j * ldk + c, half);
     memcpy(scores, r, sizeof r);
 }
 
-EQK_INLINE float dot1(const float *q, const float *k, size_t d) {
+EQK_INLINE float dot1(const float *q, const void *k, size_t d, int half) {
     vf s0 = {0};
     size_t c = 0;
-    for (; c + W <= d; c += W) s0 += load(q + c) * load(k + c);
+    for (; c + W <= d; c += W) s0 += load(q + c) * load_kv(k, c, half);
     float r = hsum_pairwise(s0);
-    for (; c < d; c++) r += q[c] * k[c];
+    for (; c < d; c++) r += q[c] * scalar_kv(k, c, half);
     return r;
 }
 
-void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v,
-                              size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial) {
+EQK_INLINE void attend_one(const float *q, size_t group, size_t d, const void *k, size_t ldk, const void *v,
+                           size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial, int half) {
+    size_t rowBytes = d * (half ? 2 : 4);
     for (size_t h = 0; h < group; h++) {
         const float *qh = q + h * d;
         float *oh = out + h * d;
@@ -463,15 +556,15 @@ void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const floa
             // instead of after them. The other heads find both in cache.
             for (; t + 4 <= keys; t += 4) {
                 for (size_t r = 0; r < 4; r++)
-                    for (size_t c = 0; c < d; c += 64 / sizeof(float)) {
-                        __builtin_prefetch(v + (t + r) * ldv + c, 0, 3);
-                        if (t + 16 + r < keys) __builtin_prefetch(k + (t + 16 + r) * ldk + c, 0, 3);
+                    for (size_t c = 0; c < rowBytes; c += 64) {
+                        __builtin_prefetch((const char *)kv_at(v, (t + r) * ldv, half) + c, 0, 3);
+                        if (t + 16 + r < keys) __builtin_prefetch((const char *)kv_at(k, (t + 16 + r) * ldk, half) + c, 0, 3);
                     }
-                dot4(qh, k + t * ldk, ldk, d, scores + t);
+                dot4(qh, kv_at(k, t * ldk, half), ldk, d, scores + t, half);
             }
         }
-        for (; t + 4 <= keys; t += 4) dot4(qh, k + t * ldk, ldk, d, scores + t);
-        for (; t < keys; t++) scores[t] = dot1(qh, k + t * ldk, d);
+        for (; t + 4 <= keys; t += 4) dot4(qh, kv_at(k, t * ldk, half), ldk, d, scores + t, half);
+        for (; t < keys; t++) scores[t] = dot1(qh, kv_at(k, t * ldk, half), d, half);
         float m = scale * row_max(scores, keys);
         float sum = exp_shifted(scores, keys, scale, m);
         // A part of the keys leaves Σ p·v undivided and reports its maximum and Σ p instead.
@@ -483,17 +576,18 @@ void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const floa
             vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
             if (full == 4) {  // the common case (head sizes of 4W and more), without a branch per vector
                 for (size_t t = 0; t < keys; t++) {
-                    const float *vt = v + t * ldv + c0;
+                    size_t vt = t * ldv + c0;
                     vf p = splat(scores[t]);
-                    a0 += p * load(vt); a1 += p * load(vt + W); a2 += p * load(vt + 2 * W); a3 += p * load(vt + 3 * W);
+                    a0 += p * load_kv(v, vt, half); a1 += p * load_kv(v, vt + W, half);
+                    a2 += p * load_kv(v, vt + 2 * W, half); a3 += p * load_kv(v, vt + 3 * W, half);
                 }
             } else {
                 for (size_t t = 0; t < keys; t++) {
-                    const float *vt = v + t * ldv + c0;
+                    size_t vt = t * ldv + c0;
                     vf p = splat(scores[t]);
-                    if (full > 0) a0 += p * load(vt);
-                    if (full > 1) a1 += p * load(vt + W);
-                    if (full > 2) a2 += p * load(vt + 2 * W);
+                    if (full > 0) a0 += p * load_kv(v, vt, half);
+                    if (full > 1) a1 += p * load_kv(v, vt + W, half);
+                    if (full > 2) a2 += p * load_kv(v, vt + 2 * W, half);
                 }
             }
             if (full > 0) store(oh + c0, a0 * inverse);
@@ -502,9 +596,20 @@ void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const floa
             if (full > 3) store(oh + c0 + 3 * W, a3 * inverse);
             for (size_t c = c0 + full * W; c < c0 + span; c++) {
                 float a = 0;
-                for (size_t t = 0; t < keys; t++) a += scores[t] * v[t * ldv + c];
+                for (size_t t = 0; t < keys; t++) a += scores[t] * scalar_kv(v, t * ldv + c, half);
                 oh[c] = a * inverse[0];
             }
         }
     }
+}
+
+void EQK_NAME(eqk_attend_one)(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v,
+                              size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial) {
+    attend_one(q, group, d, k, ldk, v, ldv, keys, scale, scores, out, partial, 0);
+}
+
+void EQK_NAME(eqk_attend_one_f16)(const float *q, size_t group, size_t d, const uint16_t *k, size_t ldk,
+                                  const uint16_t *v, size_t ldv, size_t keys, float scale, float *scores, float *out,
+                                  float *partial) {
+    attend_one(q, group, d, k, ldk, v, ldv, keys, scale, scores, out, partial, 1);
 }

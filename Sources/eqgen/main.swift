@@ -32,6 +32,9 @@ struct EQGen: ParsableCommand {
     @OptionGroup var kv: KVOptions
     @OptionGroup var threading: ThreadOptions
 
+    @Option(help: "How the KV cache stores keys and values: f16 (half the bytes attention reads per token, as llama.cpp's default) or f32 (as computed).")
+    var kvStorage: KVStorage = .f16
+
     @Option(help: "Folder with the tokenizer files, instead of the model's own.")
     var tokenizer: String?
 
@@ -64,7 +67,7 @@ struct EQGen: ParsableCommand {
         let timing = profile ? ForwardProfile() : nil
         context.profile = timing
         let generator = TextGenerator(model: network, context: context,
-                                      kvQuantization: kvQuantization, endOfText: ignoreEndOfText ? nil : tok.eosID ?? tok.endOfTextID)
+                                      kvQuantization: kvQuantization, kvStorage: kvStorage, endOfText: ignoreEndOfText ? nil : tok.eosID ?? tok.endOfTextID)
         var stream = UTF8Stream()
         if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
         let result = try generator.generate(prompt: ids, maxNewTokens: generate,
@@ -80,6 +83,7 @@ struct EQGen: ParsableCommand {
                 ("prompt_ids", JSONValue(ids.map(Int.init))),
                 ("generated_ids", JSONValue(result.generated.map(Int.init))), ("text", .string(text)),
                 ("stop", .string(result.stopReason)), ("kv_bits", kv.kvBits.map { JSONValue($0) } ?? .int(32)),
+                ("kv_storage", .string(kvStorage.rawValue)),
                 ("kv_bytes_per_token", .double(result.kvBytesPerToken)),
                 ("prompt_seconds", .double(result.promptSeconds)), ("decode_seconds", .double(result.decodeSeconds)),
                 ("tokens_per_second", .double(result.tokensPerSecond)),
@@ -124,5 +128,7 @@ struct UTF8Stream {
     }
     mutating func flush() -> [UInt8] { defer { pending = [] }; return pending }
 }
+
+extension KVStorage: ExpressibleByArgument {}
 
 EQGen.main()

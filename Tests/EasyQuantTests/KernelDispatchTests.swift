@@ -208,4 +208,71 @@ final class KernelDispatchTests: XCTestCase {
             }
         }
     }
+
+    /// Floats to halves and back on every set, against Swift's Float16 (correctly rounded,
+    /// ties to even): every half's bits widen to the float Float16 gives, and floats of every
+    /// kind (normal, subnormal and zero halves, ties, the overflow threshold, ±∞, NaN) narrow
+    /// to Float16's bits, in the vector body and in the scalar tail.
+    func testHalfConversionsOnEverySet() {
+        let everyHalf = (0...UInt16.max).map { $0 }
+        var rng = SeededGenerator(seed: 11)
+        var floats: [Float] = [0, -0, 1, -1, 65504, 65519.996, 65520, -65520, 1e9, .infinity, -.infinity, .nan,
+                               0x1p-14, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 3 * 0x1p-25, 0x1.ffcp-15, 1e-30, -5.96e-8,
+                               1 + 0x1p-11, 1 + 0x3p-11, 1 + 0x1p-11 + 0x1p-20, 2049, 2051, 0.1, -0.3333333]
+        floats += (0..<4000).map { _ in Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng)) }
+        floats += (0..<4000).map { _ in Float.random(in: -70000...70000, using: &rng) }
+        floats += (0..<4000).map { _ in Float.random(in: -0x1p-13...0x1p-13, using: &rng) }
+        forEachSet { set in
+            let wide = VectorOps.floats(halves: everyHalf)
+            for (h, f) in zip(everyHalf, wide) {
+                let expected = Float(Float16(bitPattern: h))
+                if expected.isNaN { XCTAssertTrue(f.isNaN, "\(set) half \(h)") } else {
+                    XCTAssertEqual(f.bitPattern, expected.bitPattern, "\(set) half \(h)")
+                }
+            }
+            // Odd lengths leave a tail for the scalar path of the vector copies.
+            for count in [floats.count, 13] {
+                let narrow = VectorOps.halves(Array(floats.prefix(count)))
+                for (x, h) in zip(floats, narrow) {
+                    let expected = Float16(x)
+                    if expected.isNaN { XCTAssertTrue(Float16(bitPattern: h).isNaN, "\(set) \(x)") } else {
+                        XCTAssertEqual(h, expected.bitPattern, "\(set) \(x) (\(x.bitPattern))")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decoding attention over keys and values held as halves gives, bit for bit, what it
+    /// gives over their floats, on every set, whole and in parts.
+    func testAttentionOverHalvesEqualsAttentionOverTheirFloats() {
+        var rng = SeededGenerator(seed: 9)
+        for (group, d, count, ld) in [(1, 64, 37, 192), (3, 20, 1, 20), (2, 7, 50, 9), (3, 64, 301, 64)] {
+            let q = (0..<(group * d)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let k = VectorOps.halves((0..<(count * ld)).map { _ in Float.random(in: -2...2, using: &rng) })
+            let v = VectorOps.halves((0..<(count * ld)).map { _ in Float.random(in: -3...3, using: &rng) })
+            let (kf, vf) = (VectorOps.floats(halves: k), VectorOps.floats(halves: v))
+            let scale = 1 / Float(d).squareRoot()
+            forEachSet { set in
+                for partial in [false, true] {
+                    var scores = [Float](repeating: .nan, count: count)
+                    var fromFloats = [Float](repeating: .nan, count: group * d), fromHalves = fromFloats
+                    var partsF = [Float](repeating: .nan, count: 2 * group), partsH = partsF
+                    kf.withUnsafeBytes { kp in vf.withUnsafeBytes { vp in partsF.withUnsafeMutableBufferPointer { pp in
+                        VectorOps.attendOne(q, group: group, headSize: d, keys: kp.baseAddress!, ldk: ld, values: vp.baseAddress!, ldv: ld,
+                                            storage: .f32, count: count, scale: scale, scores: &scores, out: &fromFloats,
+                                            partial: partial ? pp.baseAddress! : nil)
+                    } } }
+                    k.withUnsafeBytes { kp in v.withUnsafeBytes { vp in partsH.withUnsafeMutableBufferPointer { pp in
+                        VectorOps.attendOne(q, group: group, headSize: d, keys: kp.baseAddress!, ldk: ld, values: vp.baseAddress!, ldv: ld,
+                                            storage: .f16, count: count, scale: scale, scores: &scores, out: &fromHalves,
+                                            partial: partial ? pp.baseAddress! : nil)
+                    } } }
+                    XCTAssertFalse(fromHalves.contains { $0.isNaN }, set)
+                    XCTAssertEqual(fromHalves.map(\.bitPattern), fromFloats.map(\.bitPattern), "\(set) group \(group) d \(d) keys \(count)")
+                    if partial { XCTAssertEqual(partsH.map(\.bitPattern), partsF.map(\.bitPattern), set) }
+                }
+            }
+        }
+    }
 }

@@ -107,7 +107,7 @@ final class LlamaParityTests: XCTestCase {
         let model = try openWeightSource(path: Self.llama).makeModel()
         let context = ComputeContext(threads: 2)
         let window = model.hiddenStates(ref.ids, context: context)
-        let cache = model.makeCache(quantization: nil, capacity: nil)
+        let cache = model.makeCache(quantization: nil, capacity: nil, storage: .f32)
         var stepwise: [Float] = model.decode(Array(ref.ids.prefix(5)), cache: cache, context: context)
         for id in ref.ids.dropFirst(5) { stepwise += model.decode([id], cache: cache, context: context) }
         XCTAssertEqual(cache.count, ref.ids.count)
@@ -126,10 +126,14 @@ final class LlamaParityTests: XCTestCase {
         for threads in 1...3 {
             let context = ComputeContext(threads: threads)
             let window = model.hiddenStates(ids, context: context)
-            let cache = model.makeCache(quantization: nil, capacity: nil)
-            var stepwise: [Float] = model.decode([ids[0]], cache: cache, context: context)
-            for id in ids.dropFirst() { stepwise += model.decode([id], cache: cache, context: context) }
-            XCTAssertLessThan(relativeError(stepwise[...], window), 1e-5, "\(threads) threads")
+            // Halves: each key and value rounded by up to 2^−11 relative, compounded over the
+            // layers and 96 positions (measured 7.7e-4 on 1 to 3 threads; f32 1.5e-6).
+            for (storage, bound) in [(KVStorage.f32, 1e-5), (.f16, 2e-3)] {
+                let cache = model.makeCache(quantization: nil, capacity: nil, storage: storage)
+                var stepwise: [Float] = model.decode([ids[0]], cache: cache, context: context)
+                for id in ids.dropFirst() { stepwise += model.decode([id], cache: cache, context: context) }
+                XCTAssertLessThan(relativeError(stepwise[...], window), bound, "\(storage), \(threads) threads")
+            }
         }
     }
 

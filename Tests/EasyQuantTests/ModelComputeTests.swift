@@ -63,6 +63,38 @@ final class ModelComputeTests: XCTestCase {
         XCTAssertLessThan(maxRelative(stepped, window), 1e-5)
     }
 
+    /// A cache of halves (eqgen's default) rounds each key and value to f16 once, as it is
+    /// stored: token by token and a few tokens at once (halves widened for the window path),
+    /// the logits stay within the rounding's reach of the window pass's, and it holds half
+    /// the bytes of an f32 cache.
+    func testHalfCacheStaysCloseToTheWindowPass() throws {
+        let model = try (openWeightSource(path: Self.fixture)).makeModel()
+        let context = ComputeContext(threads: 2)
+        let ids = Array(Self.fixtureTokens.prefix(40))
+        let window = logits(model, hidden: model.hiddenStates(ids, context: context), rows: ids.count, context: context)
+        let cache = KVCache(config: model.config, storage: .f16)
+        cache.reserve(tokens: ids.count)
+        var stepped = logits(model, hidden: model.decode(Array(ids.prefix(24)), cache: cache, context: context), rows: 24, context: context)
+        stepped += logits(model, hidden: model.decode(Array(ids[24..<29]), cache: cache, context: context), rows: 5, context: context)
+        for token in ids.dropFirst(29) {
+            stepped += logits(model, hidden: model.decode([token], cache: cache, context: context), rows: 1, context: context)
+        }
+        let held = 24 * model.config.vocabSize
+        // The first 24 rows attend to their own float rows (nothing held yet): as the window.
+        XCTAssertLessThan(maxRelative(Array(stepped.prefix(held)), Array(window.prefix(held))), 1e-5)
+        // The rest read halves: measured 3.7e-5, within a half's relative step (2^−11), and
+        // more than an f32 cache differs (last bits of the projections only).
+        let err = maxRelative(Array(stepped[held...]), Array(window[held...]))
+        XCTAssertLessThan(err, 0x1p-11)
+        let exact = KVCache(config: model.config)
+        var f32 = logits(model, hidden: model.decode(Array(ids.prefix(24)), cache: exact, context: context), rows: 24, context: context)
+        for token in ids.dropFirst(24) {
+            f32 += logits(model, hidden: model.decode([token], cache: exact, context: context), rows: 1, context: context)
+        }
+        XCTAssertGreaterThan(err, 10 * maxRelative(Array(f32[held...]), Array(window[held...])))
+        XCTAssertEqual(cache.bytesPerToken * 2, KVCache(config: model.config).bytesPerToken)
+    }
+
     /// A quantized cache holds codes; attention must see exactly what the window pass's
     /// in-place rounding gives.
     func testQuantizedCacheSeesWhatTheWindowPassRounds() throws {

@@ -98,6 +98,18 @@ void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, con
 void eqk_attend_one(const float *q, size_t group, size_t d, const float *k, size_t ldk, const float *v, size_t ldv,
                     size_t keys, float scale, float *scores, float *out, float *partial);
 
+/// eqk_attend_one over keys and values held as halves (IEEE binary16 bits; ldk and ldv in
+/// halves): the same result, bit for bit, as eqk_attend_one over their floats.
+void eqk_attend_one_f16(const float *q, size_t group, size_t d, const uint16_t *k, size_t ldk, const uint16_t *v,
+                        size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial);
+
+/// out[i] = the half nearest x[i] (IEEE binary16 bits, ties to even; ±∞ from ±65,520 on,
+/// NaN stays NaN).
+void eqk_f32_to_f16(const float *x, size_t count, uint16_t *out);
+
+/// out[i] = the half with bits x[i], as a float (exact).
+void eqk_f16_to_f32(const uint16_t *x, size_t count, float *out);
+
 /// Rearranges an n × k int8 matrix (element (o, i), output channel o and input i, at
 /// src[o·rowStride + i·columnStride]) into eqk_gemv_s8's streaming layout: tiles of 16
 /// output channels, each holding ⌈k/4⌉ blocks of 64 bytes (channel c's inputs 4q ..< 4q+4 at

@@ -16,8 +16,8 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     func decode(_ tokens: [Int32], cache: KVCache, context: ComputeContext) -> [Float]
     /// Logits of `rows` hidden states, [rows, vocabSize].
     func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, context: ComputeContext)
-    /// A cache for `capacity` tokens (default: the model's context).
-    func makeCache(quantization: KVQuantization?, capacity: Int?) -> KVCache
+    /// A cache for `capacity` tokens (default: the model's context), storing `storage`.
+    func makeCache(quantization: KVQuantization?, capacity: Int?, storage: KVStorage) -> KVCache
     /// Bytes of weights one decoded token reads in `mode`: every linear layer of the blocks
     /// and the output layer, as its product reads them (embedding lookups not counted).
     func weightBytesPerToken(mode: ComputeMode) -> Int

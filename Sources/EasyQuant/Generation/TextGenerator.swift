@@ -38,11 +38,16 @@ public struct TextGenerator {
     public var model: any CausalLanguageModel
     public var context: ComputeContext
     public var kvQuantization: KVQuantization?
+    /// How the cache stores keys and values: f16 by default (as llama.cpp's cache), which
+    /// halves what attention reads per decoded token; f32 keeps them as computed.
+    public var kvStorage: KVStorage
     /// Stop when this token is produced (GPT-2's `<|endoftext|>`), if set.
     public var endOfText: Int32?
 
-    public init(model: any CausalLanguageModel, context: ComputeContext, kvQuantization: KVQuantization? = nil, endOfText: Int32? = nil) {
-        self.model = model; self.context = context; self.kvQuantization = kvQuantization; self.endOfText = endOfText
+    public init(model: any CausalLanguageModel, context: ComputeContext, kvQuantization: KVQuantization? = nil,
+                kvStorage: KVStorage = .f16, endOfText: Int32? = nil) {
+        self.model = model; self.context = context; self.kvQuantization = kvQuantization; self.kvStorage = kvStorage
+        self.endOfText = endOfText
     }
 
     /// Continues `prompt` by up to `maxNewTokens` tokens, calling `onToken` as each arrives.
@@ -52,7 +57,7 @@ public struct TextGenerator {
         guard !prompt.isEmpty else { throw ModelError.unsupported(origin: model.origin, reason: "the prompt is empty after tokenization") }
         try model.checkTokens(prompt, source: "the prompt")
         model.prepareForDecoding(mode: context.mode, threads: context.threads)
-        let cache = model.makeCache(quantization: kvQuantization, capacity: nil)
+        let cache = model.makeCache(quantization: kvQuantization, capacity: nil, storage: kvStorage)
         // The rows this generation can fill, touched now rather than one page at a time
         // between decode steps.
         cache.reserve(tokens: prompt.count + maxNewTokens)

@@ -95,6 +95,41 @@ public enum VectorOps {
         eqk_attend_one(q, group, d, keys, ldk, values, ldv, count, scale, scores, out, partial)
     }
 
+    /// The halves (IEEE binary16 bits) nearest to x, ties to even: what a KV cache of
+    /// `KVStorage.f16` stores.
+    public static func halves(_ x: [Float]) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: x.count)
+        eqk_f32_to_f16(x, x.count, &out)
+        return out
+    }
+
+    /// The floats of halves given by their bits (exact).
+    public static func floats(halves h: [UInt16]) -> [Float] {
+        var out = [Float](repeating: 0, count: h.count)
+        eqk_f16_to_f32(h, h.count, &out)
+        return out
+    }
+
+    /// `attendOne` over keys and values stored as `storage` (floats or halves; ldk and ldv
+    /// in elements): the same result, bit for bit, for halves as for their floats.
+    public static func attendOne(_ q: UnsafePointer<Float>, group: Int, headSize d: Int, keys: UnsafeRawPointer, ldk: Int,
+                                 values: UnsafeRawPointer, ldv: Int, storage: KVStorage, count: Int, scale: Float,
+                                 scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                 partial: UnsafeMutablePointer<Float>? = nil) {
+        switch storage {
+        case .f32:
+            attendOne(q, group: group, headSize: d, keys: keys.assumingMemoryBound(to: Float.self), ldk: ldk,
+                      values: values.assumingMemoryBound(to: Float.self), ldv: ldv, count: count, scale: scale,
+                      scores: scores, out: out, partial: partial)
+        case .f16:
+            precondition(group > 0 && d > 0 && count > 0 && ldk >= d && ldv >= d && scale > 0,
+                         "attendOne: bad shape (group \(group), head size \(d), \(count) keys, ld \(ldk)/\(ldv))")
+            _ = elements(count, ldk, "attendOne"); _ = elements(count, ldv, "attendOne"); _ = elements(group, d, "attendOne")
+            eqk_attend_one_f16(q, group, d, keys.assumingMemoryBound(to: UInt16.self), ldk, values.assumingMemoryBound(to: UInt16.self),
+                               ldv, count, scale, scores, out, partial)
+        }
+    }
+
     /// Joins `parts` results of `attendOne` with `partial` for the same `group` heads of size d
     /// over consecutive runs of keys: part p's undivided sums at `sums + p·group·d`, its maxima and
     /// exponential sums at `partials + p·2·group`. Writes the softmax-weighted values of the whole

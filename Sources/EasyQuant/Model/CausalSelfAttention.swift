@@ -38,13 +38,39 @@ enum CausalSelfAttention {
     /// key/value head h at `k + h·kvHeadStride + t·ldk` (and `v`, `ldv`). Rows of all heads
     /// side by side have kvHeadStride = d; a cache that keeps each head's rows together
     /// (`KVCache`) has ldk = ldv = d and kvHeadStride its capacity · d.
+    /// Keys and values are floats, except from a cache that stores halves (`KVStorage.f16`),
+    /// which only decoding (`forwardOne`) reads; strides count elements, not bytes.
     struct Operands {
         var q: UnsafePointer<Float>, ldq: Int
-        var k: UnsafePointer<Float>, ldk: Int
-        var v: UnsafePointer<Float>, ldv: Int
+        var keys: UnsafeRawPointer, ldk: Int
+        var values: UnsafeRawPointer, ldv: Int
+        var storage: KVStorage
         var kvHeadStride: Int
         var queries: Int
         var start: Int
+
+        init(q: UnsafePointer<Float>, ldq: Int, keys: UnsafeRawPointer, ldk: Int, values: UnsafeRawPointer, ldv: Int,
+             storage: KVStorage, kvHeadStride: Int, queries: Int, start: Int) {
+            self.q = q; self.ldq = ldq; self.keys = keys; self.ldk = ldk; self.values = values; self.ldv = ldv
+            self.storage = storage; self.kvHeadStride = kvHeadStride; self.queries = queries; self.start = start
+        }
+
+        /// Float keys and values (a window's own rows, or a cache of f32).
+        init(q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+             kvHeadStride: Int, queries: Int, start: Int) {
+            self.init(q: q, ldq: ldq, keys: UnsafeRawPointer(k), ldk: ldk, values: UnsafeRawPointer(v), ldv: ldv, storage: .f32,
+                      kvHeadStride: kvHeadStride, queries: queries, start: start)
+        }
+
+        /// The keys as floats: the whole-window path reads nothing else.
+        var k: UnsafePointer<Float> {
+            precondition(storage == .f32, "attention over several queries reads float keys")
+            return keys.assumingMemoryBound(to: Float.self)
+        }
+        var v: UnsafePointer<Float> {
+            precondition(storage == .f32, "attention over several queries reads float values")
+            return values.assumingMemoryBound(to: Float.self)
+        }
     }
 
     /// The head layout: `heads` query heads of `headSize`, sharing `kvHeads` key/value heads.
@@ -131,10 +157,12 @@ enum CausalSelfAttention {
         Parallel.forEach(kvHeads * parts, threads: threads) { item in
             let kv = item / parts, p = item % parts
             let t0 = keys * p / parts, t1 = keys * (p + 1) / parts
+            let bytes = o.storage.bytes
             withUnsafeTemporaryAllocation(of: Float.self, capacity: t1 - t0) { scores in
-                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d, keys: o.k + kv * o.kvHeadStride + t0 * o.ldk, ldk: o.ldk,
-                                    values: o.v + kv * o.kvHeadStride + t0 * o.ldv, ldv: o.ldv, count: t1 - t0, scale: scale,
-                                    scores: scores.baseAddress!,
+                VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d,
+                                    keys: o.keys + (kv * o.kvHeadStride + t0 * o.ldk) * bytes, ldk: o.ldk,
+                                    values: o.values + (kv * o.kvHeadStride + t0 * o.ldv) * bytes, ldv: o.ldv, storage: o.storage,
+                                    count: t1 - t0, scale: scale, scores: scores.baseAddress!,
                                     out: sumsAddress.assumingMemoryBound(to: Float.self) + item * group * d,
                                     partial: partialsAddress.map { $0.assumingMemoryBound(to: Float.self) + item * 2 * group })
             }

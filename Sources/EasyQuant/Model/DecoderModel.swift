@@ -43,8 +43,8 @@ public final class DecoderModel: CausalLanguageModel, @unchecked Sendable {
         return run(tokens, cache: cache, context: context, observer: nil)
     }
 
-    public func makeCache(quantization: KVQuantization?, capacity: Int? = nil) -> KVCache {
-        KVCache(config: config, quantization: quantization, capacity: capacity)
+    public func makeCache(quantization: KVQuantization?, capacity: Int? = nil, storage: KVStorage = .f32) -> KVCache {
+        KVCache(config: config, quantization: quantization, capacity: capacity, storage: storage)
     }
 
     private func run(_ tokens: [Int32], cache: KVCache?, context: ComputeContext, observer: (any ForwardObserver)?) -> [Float] {
