@@ -145,6 +145,7 @@ void eqk_attend_one_f16(const float *q, size_t group, size_t d, const uint16_t *
 }
 void eqk_f32_to_f16(const float *x, size_t count, uint16_t *out) { DISPATCH(eqk_f32_to_f16, (x, count, out)) }
 void eqk_f16_to_f32(const uint16_t *x, size_t count, float *out) { DISPATCH(eqk_f16_to_f32, (x, count, out)) }
+size_t eqk_argmax(const float *x, size_t count) { DISPATCH(eqk_argmax, (x, count)) }
 
 // AVX-512 CPUs without VNNI run the AVX2 copy (256-bit maddubs), which reads as fast.
 void eqk_gemv_s8(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum, const float *scale,

@@ -37,7 +37,8 @@
                                      const uint16_t *v, size_t ldv, size_t keys, float scale, float *scores,  \
                                      float *out, float *partial);                                            \
     void eqk_f32_to_f16_##suffix(const float *x, size_t count, uint16_t *out);                                \
-    void eqk_f16_to_f32_##suffix(const uint16_t *x, size_t count, float *out);
+    void eqk_f16_to_f32_##suffix(const uint16_t *x, size_t count, float *out);                                \
+    size_t eqk_argmax_##suffix(const float *x, size_t count);
 
 #define EQK_DECLARE_GEMV(suffix)                                                                                  \
     void eqk_gemv_s8_##suffix(const int8_t *w, size_t quads, size_t groupQuads, const int32_t *wsum,             \

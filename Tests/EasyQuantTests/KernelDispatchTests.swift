@@ -275,4 +275,28 @@ final class KernelDispatchTests: XCTestCase {
             }
         }
     }
+
+    /// Greedy choice (eqk_argmax) on every set against a scalar scan: the first of equal
+    /// maxima, in the vector body and in the tail, NaNs passed over, ±∞, all NaN, empty.
+    func testArgmaxOnEverySet() {
+        var rng = SeededGenerator(seed: 3)
+        func scan(_ x: [Float]) -> Int {
+            var best: Int?
+            for (i, v) in x.enumerated() where !v.isNaN && (best == nil || v > x[best!]) { best = i }
+            return best ?? 0
+        }
+        var cases: [[Float]] = [[], [.nan], [.nan, .nan, 1], [-.infinity, -.infinity], [3, .infinity, .infinity, 2], [.nan, -1, -2]]
+        for n in [1, 5, 16, 17, 49, 49152] {
+            var x = (0..<n).map { _ in Float(Int.random(in: -20...20, using: &rng)) }  // many ties
+            cases.append(x)
+            x[n / 2] = .nan
+            x[n - 1] = 21
+            cases.append(x)
+        }
+        forEachSet { set in
+            for x in cases {
+                XCTAssertEqual(x.withUnsafeBufferPointer(VectorOps.argmax), scan(x), "\(set) \(x.prefix(8))… (\(x.count))")
+            }
+        }
+    }
 }

@@ -110,6 +110,10 @@ void eqk_f32_to_f16(const float *x, size_t count, uint16_t *out);
 /// out[i] = the half with bits x[i], as a float (exact).
 void eqk_f16_to_f32(const uint16_t *x, size_t count, float *out);
 
+/// The first index of the largest of x[0 ..< count], NaNs passed over (0 if all are NaN
+/// or count is 0).
+size_t eqk_argmax(const float *x, size_t count);
+
 /// Rearranges an n × k int8 matrix (element (o, i), output channel o and input i, at
 /// src[o·rowStride + i·columnStride]) into eqk_gemv_s8's streaming layout: tiles of 16
 /// output channels, each holding ⌈k/4⌉ blocks of 64 bytes (channel c's inputs 4q ..< 4q+4 at

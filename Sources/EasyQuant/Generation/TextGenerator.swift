@@ -2,7 +2,8 @@ import Foundation
 
 /// How the next token is chosen.
 public struct SamplingOptions: Sendable {
-    /// 0 means greedy (the most likely token; the lowest id on ties, as `argmax` picks).
+    /// 0 means greedy (the most likely token; the lowest id on ties, as `argmax` picks; a
+    /// NaN logit is never chosen).
     public var temperature: Float
     /// Sample only among the `topK` most likely tokens (nil: all).
     public var topK: Int?
@@ -98,11 +99,7 @@ public struct TextGenerator {
 
     /// Greedy argmax, or a sample from softmax(logits / temperature) over the top k.
     static func choose(_ logits: [Float], _ s: SamplingOptions, _ rng: inout SeededGenerator) -> Int32 {
-        if s.temperature <= 0 {
-            var best = 0
-            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
-            return Int32(best)
-        }
+        if s.temperature <= 0 { return Int32(logits.withUnsafeBufferPointer(VectorOps.argmax)) }
         var candidates = Array(logits.indices)
         if let k = s.topK, k < logits.count {
             candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }

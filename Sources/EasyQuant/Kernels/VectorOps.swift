@@ -95,6 +95,13 @@ public enum VectorOps {
         eqk_attend_one(q, group, d, keys, ldk, values, ldv, count, scale, scores, out, partial)
     }
 
+    /// The first index of the largest value (the lowest on ties), NaNs passed over (0 if
+    /// all are NaN or x is empty).
+    public static func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
+        guard let base = x.baseAddress else { return 0 }
+        return eqk_argmax(base, x.count)
+    }
+
     /// The halves (IEEE binary16 bits) nearest to x, ties to even: what a KV cache of
     /// `KVStorage.f16` stores.
     public static func halves(_ x: [Float]) -> [UInt16] {
