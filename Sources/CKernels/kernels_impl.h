@@ -542,64 +542,98 @@ EQK_INLINE float dot1(const float *q, const void *k, size_t d, int half) {
     return r;
 }
 
+/// Heads of a group taken together by decoding attention: each key and value row is read
+/// once for all of them (from memory for the first, from L1 for the rest) instead of once
+/// per head, and their value sums (up to 4 vectors each) stay in registers.
+#define EQK_BUNDLE 3
+
+/// out_h += Σ_t p_h,t·v_t for the `bundle` heads of one pass (p_h,t = scores[h·keys + t]),
+/// then out_h ×= inverse[h]. Each head's sums run over t in order, as for a head alone.
+EQK_INLINE void weigh_values(const float *scores, size_t keys, const void *v, size_t ldv, size_t d, float *out,
+                             const float *inverse, int bundle, int half) {
+    for (size_t c0 = 0; c0 < d; c0 += 4 * W) {
+        size_t span = d - c0 < 4 * W ? d - c0 : 4 * W, full = span / W;
+        vf a[EQK_BUNDLE][4];
+        for (int h = 0; h < bundle; h++) a[h][0] = a[h][1] = a[h][2] = a[h][3] = (vf){0};
+        if (full == 4) {  // the common case (head sizes of 4W and more), without a branch per vector
+            for (size_t t = 0; t < keys; t++) {
+                size_t vt = t * ldv + c0;
+                vf r0 = load_kv(v, vt, half), r1 = load_kv(v, vt + W, half), r2 = load_kv(v, vt + 2 * W, half),
+                   r3 = load_kv(v, vt + 3 * W, half);
+                for (int h = 0; h < bundle; h++) {
+                    vf p = splat(scores[h * keys + t]);
+                    a[h][0] += p * r0; a[h][1] += p * r1; a[h][2] += p * r2; a[h][3] += p * r3;
+                }
+            }
+        } else {
+            for (size_t t = 0; t < keys; t++) {
+                size_t vt = t * ldv + c0;
+                for (int h = 0; h < bundle; h++) {
+                    vf p = splat(scores[h * keys + t]);
+                    if (full > 0) a[h][0] += p * load_kv(v, vt, half);
+                    if (full > 1) a[h][1] += p * load_kv(v, vt + W, half);
+                    if (full > 2) a[h][2] += p * load_kv(v, vt + 2 * W, half);
+                }
+            }
+        }
+        for (int h = 0; h < bundle; h++) {
+            float *oh = out + h * d;
+            vf inv = splat(inverse[h]);
+            for (size_t i = 0; i < full; i++) store(oh + c0 + i * W, a[h][i] * inv);
+            for (size_t c = c0 + full * W; c < c0 + span; c++) {
+                float sum = 0;
+                for (size_t t = 0; t < keys; t++) sum += scores[h * keys + t] * scalar_kv(v, t * ldv + c, half);
+                oh[c] = sum * inverse[h];
+            }
+        }
+    }
+}
+
+/// One pass over the keys and values for `bundle` (1 ... EQK_BUNDLE) heads of the group.
+EQK_INLINE void attend_bundle(const float *q, int bundle, size_t d, const void *k, size_t ldk, const void *v,
+                              size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial,
+                              int first, int half) {
+    size_t rowBytes = d * (half ? 2 : 4), t = 0;
+    for (; t + 4 <= keys; t += 4) {
+        if (first) {
+            // The first pass reads keys and values from memory (the weights streamed since
+            // the last token evicted them): ask for the keys 16 rows ahead, and for each value
+            // row as its key is scored, so that the values arrive while the scores are
+            // computed instead of after them.
+            for (size_t r = 0; r < 4; r++)
+                for (size_t c = 0; c < rowBytes; c += 64) {
+                    __builtin_prefetch((const char *)kv_at(v, (t + r) * ldv, half) + c, 0, 3);
+                    if (t + 16 + r < keys) __builtin_prefetch((const char *)kv_at(k, (t + 16 + r) * ldk, half) + c, 0, 3);
+                }
+        }
+        for (int h = 0; h < bundle; h++) dot4(q + h * d, kv_at(k, t * ldk, half), ldk, d, scores + h * keys + t, half);
+    }
+    for (; t < keys; t++)
+        for (int h = 0; h < bundle; h++) scores[h * keys + t] = dot1(q + h * d, kv_at(k, t * ldk, half), d, half);
+    float inverse[EQK_BUNDLE];
+    for (int h = 0; h < bundle; h++) {
+        float *sh = scores + h * keys;
+        float m = scale * row_max(sh, keys);
+        float sum = exp_shifted(sh, keys, scale, m);
+        // A part of the keys leaves Σ p·v undivided and reports its maximum and Σ p instead.
+        inverse[h] = partial == NULL ? 1.0f / sum : 1.0f;
+        if (partial != NULL) { partial[2 * h] = m; partial[2 * h + 1] = sum; }
+    }
+    weigh_values(scores, keys, v, ldv, d, out, inverse, bundle, half);
+}
+
 EQK_INLINE void attend_one(const float *q, size_t group, size_t d, const void *k, size_t ldk, const void *v,
                            size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial, int half) {
-    size_t rowBytes = d * (half ? 2 : 4);
-    for (size_t h = 0; h < group; h++) {
-        const float *qh = q + h * d;
-        float *oh = out + h * d;
-        size_t t = 0;
-        if (h == 0) {
-            // The first head reads keys and values from memory (the weights streamed since the
-            // last token evicted them): ask for the keys 16 rows ahead, and for each value row
-            // as its key is scored, so that the values arrive while the scores are computed
-            // instead of after them. The other heads find both in cache.
-            for (; t + 4 <= keys; t += 4) {
-                for (size_t r = 0; r < 4; r++)
-                    for (size_t c = 0; c < rowBytes; c += 64) {
-                        __builtin_prefetch((const char *)kv_at(v, (t + r) * ldv, half) + c, 0, 3);
-                        if (t + 16 + r < keys) __builtin_prefetch((const char *)kv_at(k, (t + 16 + r) * ldk, half) + c, 0, 3);
-                    }
-                dot4(qh, kv_at(k, t * ldk, half), ldk, d, scores + t, half);
-            }
-        }
-        for (; t + 4 <= keys; t += 4) dot4(qh, kv_at(k, t * ldk, half), ldk, d, scores + t, half);
-        for (; t < keys; t++) scores[t] = dot1(qh, kv_at(k, t * ldk, half), d, half);
-        float m = scale * row_max(scores, keys);
-        float sum = exp_shifted(scores, keys, scale, m);
-        // A part of the keys leaves Σ p·v undivided and reports its maximum and Σ p instead.
-        vf inverse = splat(partial == NULL ? 1.0f / sum : 1.0f);
-        if (partial != NULL) { partial[2 * h] = m; partial[2 * h + 1] = sum; }
-        // Σ_t p_t·v_t over spans of up to 4 vectors of the head, held in registers over all keys.
-        for (size_t c0 = 0; c0 < d; c0 += 4 * W) {
-            size_t span = d - c0 < 4 * W ? d - c0 : 4 * W, full = span / W;
-            vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            if (full == 4) {  // the common case (head sizes of 4W and more), without a branch per vector
-                for (size_t t = 0; t < keys; t++) {
-                    size_t vt = t * ldv + c0;
-                    vf p = splat(scores[t]);
-                    a0 += p * load_kv(v, vt, half); a1 += p * load_kv(v, vt + W, half);
-                    a2 += p * load_kv(v, vt + 2 * W, half); a3 += p * load_kv(v, vt + 3 * W, half);
-                }
-            } else {
-                for (size_t t = 0; t < keys; t++) {
-                    size_t vt = t * ldv + c0;
-                    vf p = splat(scores[t]);
-                    if (full > 0) a0 += p * load_kv(v, vt, half);
-                    if (full > 1) a1 += p * load_kv(v, vt + W, half);
-                    if (full > 2) a2 += p * load_kv(v, vt + 2 * W, half);
-                }
-            }
-            if (full > 0) store(oh + c0, a0 * inverse);
-            if (full > 1) store(oh + c0 + W, a1 * inverse);
-            if (full > 2) store(oh + c0 + 2 * W, a2 * inverse);
-            if (full > 3) store(oh + c0 + 3 * W, a3 * inverse);
-            for (size_t c = c0 + full * W; c < c0 + span; c++) {
-                float a = 0;
-                for (size_t t = 0; t < keys; t++) a += scores[t] * scalar_kv(v, t * ldv + c, half);
-                oh[c] = a * inverse[0];
-            }
-        }
+    // The bundle size is a constant in each call below, so the arrays of registers unroll.
+    for (size_t h = 0; h < group; h += EQK_BUNDLE) {
+        size_t n = group - h < EQK_BUNDLE ? group - h : EQK_BUNDLE;
+        float *ph = partial == NULL ? NULL : partial + 2 * h;
+        if (n == 3)
+            attend_bundle(q + h * d, 3, d, k, ldk, v, ldv, keys, scale, scores, out + h * d, ph, h == 0, half);
+        else if (n == 2)
+            attend_bundle(q + h * d, 2, d, k, ldk, v, ldv, keys, scale, scores, out + h * d, ph, h == 0, half);
+        else
+            attend_bundle(q + h * d, 1, d, k, ldk, v, ldv, keys, scale, scores, out + h * d, ph, h == 0, half);
     }
 }
 

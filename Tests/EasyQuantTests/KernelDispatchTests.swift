@@ -166,7 +166,7 @@ final class KernelDispatchTests: XCTestCase {
     /// key/value head and rows wider than a head (the cache's layout).
     func testAttentionOfOneTokenOnEverySet() {
         var rng = SeededGenerator(seed: 5)
-        for (group, d, count, ld) in [(1, 64, 37, 192), (3, 20, 1, 20), (2, 7, 50, 9), (1, 128, 300, 128)] {
+        for (group, d, count, ld) in [(1, 64, 37, 192), (3, 20, 1, 20), (2, 7, 50, 9), (1, 128, 300, 128), (4, 64, 45, 64), (7, 16, 33, 16)] {
             let q = (0..<(group * d)).map { _ in Float.random(in: -2...2, using: &rng) }
             let k = (0..<(count * ld)).map { _ in Float.random(in: -2...2, using: &rng) }
             let v = (0..<(count * ld)).map { _ in Float.random(in: -3...3, using: &rng) }
@@ -178,11 +178,19 @@ final class KernelDispatchTests: XCTestCase {
                 for c in 0..<d { expected[h * d + c] = (0..<count).reduce(0.0) { $0 + e[$1] / z * Double(v[$1 * ld + c]) } }
             }
             forEachSet { set in
-                var out = [Float](repeating: .nan, count: group * d), scores = [Float](repeating: .nan, count: count)
+                var out = [Float](repeating: .nan, count: group * d), scores = [Float](repeating: .nan, count: group * count)
                 VectorOps.attendOne(q, group: group, headSize: d, keys: k, ldk: ld, values: v, ldv: ld, count: count, scale: scale,
                                     scores: &scores, out: &out)
                 for i in 0..<(group * d) {
                     XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "\(set) group \(group) d \(d) keys \(count) [\(i)]")
+                }
+                // Heads done together (up to three per pass over the rows) give, bit for bit,
+                // what each gives alone.
+                for h in 0..<group {
+                    var alone = [Float](repeating: .nan, count: d)
+                    VectorOps.attendOne(Array(q[(h * d)..<((h + 1) * d)]), group: 1, headSize: d, keys: k, ldk: ld, values: v, ldv: ld,
+                                        count: count, scale: scale, scores: &scores, out: &alone)
+                    XCTAssertEqual(alone.map(\.bitPattern), out[(h * d)..<((h + 1) * d)].map(\.bitPattern), "\(set) head \(h) of \(group)")
                 }
                 // The same keys cut into up to three parts (as decoding cuts them over threads),
                 // each left undivided with its maxima and sums, then merged.
@@ -255,7 +263,7 @@ final class KernelDispatchTests: XCTestCase {
             let scale = 1 / Float(d).squareRoot()
             forEachSet { set in
                 for partial in [false, true] {
-                    var scores = [Float](repeating: .nan, count: count)
+                    var scores = [Float](repeating: .nan, count: group * count)
                     var fromFloats = [Float](repeating: .nan, count: group * d), fromHalves = fromFloats
                     var partsF = [Float](repeating: .nan, count: 2 * group), partsH = partsF
                     kf.withUnsafeBytes { kp in vf.withUnsafeBytes { vp in partsF.withUnsafeMutableBufferPointer { pp in

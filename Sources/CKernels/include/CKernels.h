@@ -90,8 +90,10 @@ void eqk_scale_columns(const float *x, size_t ldx, size_t rows, size_t cols, con
 /// Attention of one query position (decoding) for `group` query heads of size d that share
 /// one key/value head: for head h (q + h·d, out + h·d),
 ///     out_h = Σ_t softmax_t(scale·q_h·k_t)·v_t   over the keys t < keys (k + t·ldk, v + t·ldv),
-/// with the softmax exponentials those of eqk_softmax_unnormalised. scores holds `keys`
-/// floats of scratch. keys ≥ 1, scale > 0.
+/// with the softmax exponentials those of eqk_softmax_unnormalised. scores holds
+/// group·keys floats of scratch. keys ≥ 1, scale > 0. Up to three heads are done in one
+/// pass over the rows (each row read once for all of them); each head's sums run in the
+/// same order as for a head alone, so the grouping does not change the result.
 /// With `partial` (2·group floats) the keys are one part of a longer run: out_h is left as
 /// Σ_t p_t·v_t with p_t = exp(scale·q_h·k_t − m_h), and partial[2h] = m_h (the largest
 /// scale·q_h·k_t), partial[2h + 1] = Σ_t p_t, from which parts are merged.

@@ -79,7 +79,7 @@ public enum VectorOps {
     /// Attention of one new token for `group` query heads of `headSize` values that share one
     /// key/value head: for head h, `out[h·d ..< (h+1)·d] = Σ_t softmax_t(scale·q_h·k_t)·v_t` over
     /// the `count` keys (row t at `keys + t·ldk`, `values + t·ldv`). q and out hold group·d
-    /// floats; `scores` is scratch for `count` floats. Decoding calls it once per key/value head
+    /// floats; `scores` is scratch for `group·count` floats. Decoding calls it once per key/value head
     /// (and part of the keys).
     ///
     /// With `partial` (2·group floats) the keys are one part of a longer run: `out` is left

@@ -158,7 +158,7 @@ enum CausalSelfAttention {
             let kv = item / parts, p = item % parts
             let t0 = keys * p / parts, t1 = keys * (p + 1) / parts
             let bytes = o.storage.bytes
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: t1 - t0) { scores in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: group * (t1 - t0)) { scores in
                 VectorOps.attendOne(o.q + kv * group * d, group: group, headSize: d,
                                     keys: o.keys + (kv * o.kvHeadStride + t0 * o.ldk) * bytes, ldk: o.ldk,
                                     values: o.values + (kv * o.kvHeadStride + t0 * o.ldv) * bytes, ldv: o.ldv, storage: o.storage,
