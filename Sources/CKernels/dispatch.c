@@ -143,7 +143,7 @@ void eqk_attend_one_f16(const float *q, size_t group, size_t d, const uint16_t *
                         size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial) {
     DISPATCH(eqk_attend_one_f16, (q, group, d, k, ldk, v, ldv, keys, scale, scores, out, partial))
 }
-void eqk_f32_to_f16(const float *x, size_t count, uint16_t *out) { DISPATCH(eqk_f32_to_f16, (x, count, out)) }
+size_t eqk_f32_to_f16(const float *x, size_t count, uint16_t *out) { DISPATCH(eqk_f32_to_f16, (x, count, out)) }
 void eqk_f16_to_f32(const uint16_t *x, size_t count, float *out) { DISPATCH(eqk_f16_to_f32, (x, count, out)) }
 size_t eqk_argmax(const float *x, size_t count) { DISPATCH(eqk_argmax, (x, count)) }
 

@@ -489,10 +489,21 @@ EQK_INLINE void store_half(uint16_t *p, vf v) {
 #endif
 }
 
-void EQK_NAME(eqk_f32_to_f16)(const float *x, size_t count, uint16_t *out) {
-    size_t i = 0;
-    for (; i + W <= count; i += W) store_half(out + i, load(x + i));
-    for (; i < count; i++) out[i] = float_to_half(x[i]);
+size_t EQK_NAME(eqk_f32_to_f16)(const float *x, size_t count, uint16_t *out) {
+    // Values of magnitude 65,520 or more become ±∞: counted, so that a cache can tell.
+    vi big = splati(0);
+    size_t i = 0, overflows = 0;
+    for (; i + W <= count; i += W) {
+        vf v = load(x + i);
+        big += (vabs(v) >= splat(65520.0f)) & splati(1);
+        store_half(out + i, v);
+    }
+    for (int l = 0; l < W; l++) overflows += (size_t)big[l];
+    for (; i < count; i++) {
+        overflows += fabsf(x[i]) >= 65520.0f;
+        out[i] = float_to_half(x[i]);
+    }
+    return overflows;
 }
 
 void EQK_NAME(eqk_f16_to_f32)(const uint16_t *x, size_t count, float *out) {

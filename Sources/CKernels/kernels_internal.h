@@ -36,7 +36,7 @@
     void eqk_attend_one_f16_##suffix(const float *q, size_t group, size_t d, const uint16_t *k, size_t ldk,   \
                                      const uint16_t *v, size_t ldv, size_t keys, float scale, float *scores,  \
                                      float *out, float *partial);                                            \
-    void eqk_f32_to_f16_##suffix(const float *x, size_t count, uint16_t *out);                                \
+    size_t eqk_f32_to_f16_##suffix(const float *x, size_t count, uint16_t *out);                                \
     void eqk_f16_to_f32_##suffix(const uint16_t *x, size_t count, float *out);                                \
     size_t eqk_argmax_##suffix(const float *x, size_t count);
 

@@ -122,6 +122,21 @@ final class HostileCommandTests: XCTestCase {
     }
 
     /// An empty tensor with absurd dimensions: quick, and no block count overflows.
+    /// Values beyond the f16 range (a bias of 10⁶ on layer 0's values) would turn into
+    /// infinities in eqgen's default f16 KV cache: eqgen stops with one line that names the
+    /// way out, and an f32 cache runs the same model.
+    func testValuesBeyondTheHalfCacheAreRefusedWithTheWayOut() throws {
+        let folder = try model()
+        try rewriteWeights(folder) { name, values, _, _ in
+            if name == "transformer.h.0.attn.c_attn.bias" {
+                for i in (2 * values.count / 3)..<values.count { values[i] = 1e6 }
+            }
+        }
+        try assertRefused("eqgen", [folder, "--prompt", "The", "--generate", "3", "--json"], mentions: ["beyond the f16 KV cache", "--kv-storage f32"])
+        let r = try CLIFixtures.run("eqgen", [folder, "--prompt", "The", "--generate", "3", "--json", "--kv-storage", "f32"], in: dir, timeout: 120)
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
     func testEmptyTensorsWithHugeDimensionsDoNotHangTheConverter() throws {
         let folder = try model("empty")
         try rewriteWeights(folder, { _, _, _, _ in }, extra: [("junk.big", [1 << 40, 0], .f32), ("junk.max", [Int(Int64.max), 0], .f32)])

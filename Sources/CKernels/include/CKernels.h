@@ -106,8 +106,9 @@ void eqk_attend_one_f16(const float *q, size_t group, size_t d, const uint16_t *
                         size_t ldv, size_t keys, float scale, float *scores, float *out, float *partial);
 
 /// out[i] = the half nearest x[i] (IEEE binary16 bits, ties to even; ±∞ from ±65,520 on,
-/// NaN stays NaN).
-void eqk_f32_to_f16(const float *x, size_t count, uint16_t *out);
+/// NaN stays NaN). Returns how many x[i] were beyond the halves' range (|x| ≥ 65,520,
+/// infinities included), which became ±∞.
+size_t eqk_f32_to_f16(const float *x, size_t count, uint16_t *out);
 
 /// out[i] = the half with bits x[i], as a float (exact).
 void eqk_f16_to_f32(const uint16_t *x, size_t count, float *out);

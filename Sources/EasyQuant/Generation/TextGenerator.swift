@@ -52,6 +52,8 @@ public struct TextGenerator {
     }
 
     /// Continues `prompt` by up to `maxNewTokens` tokens, calling `onToken` as each arrives.
+    /// Throws, with the tokens so far already passed to `onToken`, when keys or values go
+    /// beyond what an f16 cache holds (attention over infinities would choose nonsense).
     /// What decoding reads is prepared first (`prepareForDecoding`), outside the timings.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(),
                          onToken: ((Int32) -> Void)? = nil) throws -> GenerationResult {
@@ -83,6 +85,10 @@ public struct TextGenerator {
         let promptSeconds = Date().timeIntervalSince(start)
         let decodeStart = Date()
         while generated.count < maxNewTokens {
+            if cache.overflows > 0 {
+                throw ModelError.unsupported(origin: model.origin, reason: "\(cache.overflows) keys or values reached ±65,520 or more, "
+                    + "beyond the f16 KV cache's range, by position \(cache.count); use an f32 cache (eqgen --kv-storage f32)")
+            }
             let token = nextToken(after: hidden, rows: input.count)
             generated.append(token)
             onToken?(token)

@@ -106,8 +106,15 @@ public enum VectorOps {
     /// `KVStorage.f16` stores.
     public static func halves(_ x: [Float]) -> [UInt16] {
         var out = [UInt16](repeating: 0, count: x.count)
-        eqk_f32_to_f16(x, x.count, &out)
+        _ = eqk_f32_to_f16(x, x.count, &out)
         return out
+    }
+
+    /// Writes the halves nearest to x into `out` (as `halves`) and returns how many values
+    /// were beyond their range (magnitude 65,520 or more, infinities included).
+    public static func halvesOverflowing(_ x: [Float], into out: inout [UInt16]) -> Int {
+        precondition(out.count >= x.count, "halvesOverflowing: out holds \(out.count), not \(x.count)")
+        return eqk_f32_to_f16(x, x.count, &out)
     }
 
     /// The floats of halves given by their bits (exact).

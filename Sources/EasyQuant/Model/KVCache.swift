@@ -25,6 +25,9 @@ public final class KVCache {
     public let storage: KVStorage
     /// Tokens held (all layers hold the same number once a step is committed).
     public private(set) var count = 0
+    /// Keys and values that were beyond the range of f16 (magnitude 65,520 or more) and
+    /// became ±∞ in an f16 cache: attention over them is meaningless, so a generator stops.
+    public private(set) var overflows = 0
     /// Keys and values per layer, [heads, capacity, headSize] elements of `storage`.
     private let keys: [UnsafeMutableRawPointer]
     private let values: [UnsafeMutableRawPointer]
@@ -129,7 +132,7 @@ public final class KVCache {
     private func store(_ row: UnsafePointer<Float>, to base: UnsafeMutableRawPointer, at: Int) {
         switch storage {
         case .f32: (base.assumingMemoryBound(to: Float.self) + at).update(from: row, count: headSize)
-        case .f16: eqk_f32_to_f16(row, headSize, base.assumingMemoryBound(to: UInt16.self) + at)
+        case .f16: overflows += eqk_f32_to_f16(row, headSize, base.assumingMemoryBound(to: UInt16.self) + at)
         }
     }
 
