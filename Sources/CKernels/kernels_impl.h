@@ -660,14 +660,11 @@ void EQK_NAME(eqk_attend_one_f16)(const float *q, size_t group, size_t d, const 
 }
 
 size_t EQK_NAME(eqk_argmax)(const float *x, size_t count) {
-    // The largest value, NaN never taken (a NaN lane compares false and keeps m), then the
-    // first index that holds it.
+    // The largest value, NaN never taken (vmax keeps m where a lane of x is NaN: m < NaN is
+    // false), then the first index that holds it.
     vf m = splat(-INFINITY);
     size_t i = 0;
-    for (; i + W <= count; i += W) {
-        vf v = load(x + i);
-        m = select(m < v, v, m);
-    }
+    for (; i + W <= count; i += W) m = vmax(m, load(x + i));
     float best = hmax(m);
     for (; i < count; i++) best = x[i] > best ? x[i] : best;
     for (i = 0; i < count; i++)

@@ -89,10 +89,8 @@ public enum VectorOps {
                                  values: UnsafePointer<Float>, ldv: Int, count: Int, scale: Float,
                                  scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
                                  partial: UnsafeMutablePointer<Float>? = nil) {
-        precondition(group > 0 && d > 0 && count > 0 && ldk >= d && ldv >= d && scale > 0,
-                     "attendOne: bad shape (group \(group), head size \(d), \(count) keys, ld \(ldk)/\(ldv))")
-        _ = elements(count, ldk, "attendOne"); _ = elements(count, ldv, "attendOne"); _ = elements(group, d, "attendOne")
-        eqk_attend_one(q, group, d, keys, ldk, values, ldv, count, scale, scores, out, partial)
+        attendOne(q, group: group, headSize: d, keys: UnsafeRawPointer(keys), ldk: ldk, values: UnsafeRawPointer(values), ldv: ldv,
+                  storage: .f32, count: count, scale: scale, scores: scores, out: out, partial: partial)
     }
 
     /// The first index of the largest value (the lowest on ties), NaNs passed over (0 if
@@ -106,7 +104,7 @@ public enum VectorOps {
     /// `KVStorage.f16` stores.
     public static func halves(_ x: [Float]) -> [UInt16] {
         var out = [UInt16](repeating: 0, count: x.count)
-        _ = eqk_f32_to_f16(x, x.count, &out)
+        _ = halvesOverflowing(x, into: &out)
         return out
     }
 
@@ -130,15 +128,14 @@ public enum VectorOps {
                                  values: UnsafeRawPointer, ldv: Int, storage: KVStorage, count: Int, scale: Float,
                                  scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
                                  partial: UnsafeMutablePointer<Float>? = nil) {
+        precondition(group > 0 && d > 0 && count > 0 && ldk >= d && ldv >= d && scale > 0,
+                     "attendOne: bad shape (group \(group), head size \(d), \(count) keys, ld \(ldk)/\(ldv))")
+        _ = elements(count, ldk, "attendOne"); _ = elements(count, ldv, "attendOne"); _ = elements(group, d, "attendOne")
         switch storage {
         case .f32:
-            attendOne(q, group: group, headSize: d, keys: keys.assumingMemoryBound(to: Float.self), ldk: ldk,
-                      values: values.assumingMemoryBound(to: Float.self), ldv: ldv, count: count, scale: scale,
-                      scores: scores, out: out, partial: partial)
+            eqk_attend_one(q, group, d, keys.assumingMemoryBound(to: Float.self), ldk, values.assumingMemoryBound(to: Float.self),
+                           ldv, count, scale, scores, out, partial)
         case .f16:
-            precondition(group > 0 && d > 0 && count > 0 && ldk >= d && ldv >= d && scale > 0,
-                         "attendOne: bad shape (group \(group), head size \(d), \(count) keys, ld \(ldk)/\(ldv))")
-            _ = elements(count, ldk, "attendOne"); _ = elements(count, ldv, "attendOne"); _ = elements(group, d, "attendOne")
             eqk_attend_one_f16(q, group, d, keys.assumingMemoryBound(to: UInt16.self), ldk, values.assumingMemoryBound(to: UInt16.self),
                                ldv, count, scale, scores, out, partial)
         }
