@@ -81,18 +81,19 @@ static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum(const int8_t 
     return out;
 }
 
-/// Σ over octets b0 ..< b1 of one 4-bit tile: lane o gets Σ u[o,i]·x[i] exactly, where
-/// byte 4o + j of octet b holds u[o, 8b + j] in its low nibble and u[o, 8b + 4 + j] in its
-/// high one (0...15, unsigned).
+/// `start` plus Σ over octets b0 ..< b1 of one 4-bit tile: lane o gets start + Σ u[o,i]·x[i]
+/// exactly, where byte 4o + j of octet b holds u[o, 8b + j] in its low nibble and
+/// u[o, 8b + 4 + j] in its high one (0...15, unsigned). (The callers' start is −c·Σx, which
+/// then costs nothing: it is where one chain of sums begins.)
 static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum_u4(const uint8_t *tile, const int8_t *x, size_t b0,
-                                                                      size_t b1) {
+                                                                      size_t b1, int32_t start) {
     gemv_vi out;
 #if defined(EQK_GEMV_VNNI)
     // The nibbles are the unsigned operand of vpdpbusd and x the signed one: no offset.
     // The high nibbles come down in one instruction: a GF(2) affine map per byte whose
     // matrix moves bits 4–7 to 0–3 and clears the rest (a 16-bit shift would need a mask too).
     const __m512i mask = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi64(0x1020408000000000LL);
-    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+    __m512i a0 = _mm512_set1_epi32(start), a1 = _mm512_setzero_si512();
     for (size_t b = b0; b < b1; b++) {
         int32_t x0, x1;
         memcpy(&x0, x + 8 * b, 4); memcpy(&x1, x + 8 * b + 4, 4);
@@ -106,7 +107,7 @@ static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum_u4(const uint
     // maddubs: nibble (≤ 15) times x (|x| ≤ 127), pairs ≤ 3,810; the two halves of an octet
     // added in 16 bits (≤ 7,620) before widening.
     const __m256i mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    __m256i lo = _mm256_set1_epi32(start), hi = _mm256_set1_epi32(start);
     for (size_t b = b0; b < b1; b++) {
         int32_t x0, x1;
         memcpy(&x0, x + 8 * b, 4); memcpy(&x1, x + 8 * b + 4, 4);
@@ -123,7 +124,8 @@ static inline __attribute__((always_inline)) gemv_vi gemv_tile_sum_u4(const uint
     memcpy((char *)&out, &lo, 32);
     memcpy((char *)&out + 32, &hi, 32);
 #else
-    int32_t acc[16] = {0};
+    int32_t acc[16];
+    for (int o = 0; o < 16; o++) acc[o] = start;
     for (size_t b = b0; b < b1; b++) {
         const uint8_t *w = tile + 64 * b;
         const int8_t *xb = x + 8 * b;
@@ -166,43 +168,28 @@ static inline __attribute__((always_inline)) void gemv_store(gemv_vf acc, const 
     memcpy(y + n0, &acc, count * sizeof(float));
 }
 
-#if defined(EQK_GEMV_VNNI)
 /// eqk_gemv_u4's tiles when every group is whole and begins an octet (quads a multiple of an
 /// even groupQuads: group:32 and k a multiple of 32, the usual case), `octets` per group.
-/// The sums and the float steps are the general loop's; only the bookkeeping goes: the
-/// group's bounds are fixed, its −c·Σx starts the first chain instead of being taken off
-/// after, and with `octets` a constant (4 for group:32) the group's blocks are one straight
-/// run of loads and products. In the general loop that bookkeeping is as many instructions
-/// as the group's own four blocks.
+/// The same sums and float steps as the general loop below, without its bookkeeping: there,
+/// working out each group's bounds takes about as many instructions as the group's four
+/// blocks of group:32 themselves; here the bounds are fixed, and with `octets` a constant
+/// (4 for group:32) a group's blocks are one straight run of loads and products.
 static inline __attribute__((always_inline)) void gemv_u4_whole_groups(const uint8_t *w, size_t groups, size_t octets,
                                                                        int32_t codeOffset, const float *scale,
                                                                        const float *zero, const int8_t *x, gemv_vf sxv,
                                                                        const int32_t *xsums, const float *bias,
                                                                        size_t tile0, size_t tile1, float *y, size_t n) {
-    const __m512i mask = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi64(0x1020408000000000LL);
     for (size_t t = tile0; t < tile1; t++) {
         const uint8_t *block = w + t * groups * octets * 64;
         const float *tileScale = scale + t * groups * 16, *tileZero = zero == NULL ? NULL : zero + t * groups * 16;
         gemv_vf acc = {0};
         for (size_t g = 0; g < groups; g++, block += 64 * octets) {
-            const int8_t *xg = x + 8 * octets * g;
-            __m512i a0 = _mm512_set1_epi32(-codeOffset * xsums[g]), a1 = _mm512_setzero_si512();
-            for (size_t b = 0; b < octets; b++) {
-                int32_t x0, x1;
-                memcpy(&x0, xg + 8 * b, 4); memcpy(&x1, xg + 8 * b + 4, 4);
-                __m512i v = _mm512_loadu_si512(block + 64 * b);
-                a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, mask), _mm512_set1_epi32(x0));
-                a1 = _mm512_dpbusd_epi32(a1, _mm512_gf2p8affine_epi64_epi8(v, high, 0), _mm512_set1_epi32(x1));
-            }
-            __m512i s = _mm512_add_epi32(a0, a1);
-            gemv_vi sum;
-            memcpy(&sum, &s, sizeof sum);
+            gemv_vi sum = gemv_tile_sum_u4(block, x + 8 * octets * g, 0, octets, -codeOffset * xsums[g]);
             acc = gemv_rescale(acc, sum, g, sxv, tileScale + 16 * g, tileZero == NULL ? NULL : tileZero + 16 * g, xsums);
         }
         gemv_store(acc, bias, t * 16, y, n);
     }
 }
-#endif
 
 void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuads, int32_t codeOffset,
                                 const float *scale, const float *zero, const int8_t *x, float xscale,
@@ -210,7 +197,6 @@ void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuad
                                 size_t n) {
     size_t groups = (quads + groupQuads - 1) / groupQuads, octets = (quads + 1) / 2;
     gemv_vf sxv = (gemv_vf){0} + xscale;
-#if defined(EQK_GEMV_VNNI)
     if (groupQuads % 2 == 0 && quads % groupQuads == 0) {
         // One copy with the group's length a constant for group:32, one for the rest.
         if (groupQuads == 8)
@@ -219,7 +205,6 @@ void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuad
             gemv_u4_whole_groups(w, groups, groupQuads / 2, codeOffset, scale, zero, x, sxv, xsums, bias, tile0, tile1, y, n);
         return;
     }
-#endif
     for (size_t t = tile0; t < tile1; t++) {
         const uint8_t *tile = w + t * octets * 64;
         size_t n0 = t * 16;
@@ -227,7 +212,7 @@ void EQK_GEMV_NAME(eqk_gemv_u4)(const uint8_t *w, size_t quads, size_t groupQuad
         for (size_t g = 0; g < groups; g++) {
             size_t q0 = g * groupQuads, q1 = q0 + groupQuads < quads ? q0 + groupQuads : quads;
             // Σ (u − c)·x = Σ u·x − c·Σx; the padding past k holds x = 0.
-            gemv_vi sum = gemv_tile_sum_u4(tile, x, q0 / 2, (q1 + 1) / 2) - codeOffset * xsums[g];
+            gemv_vi sum = gemv_tile_sum_u4(tile, x, q0 / 2, (q1 + 1) / 2, -codeOffset * xsums[g]);
             acc = gemv_rescale(acc, sum, g, sxv, scale + (t * groups + g) * 16, zero == NULL ? NULL : zero + (t * groups + g) * 16, xsums);
         }
         gemv_store(acc, bias, n0, y, n);
