@@ -298,8 +298,8 @@ final class KernelMatrixVectorTests: XCTestCase {
     }
 
     /// The runs one parallel step hands out cover every tile of every product once, in order,
-    /// never span two products, shrink from a quarter of the work (two threads) down to the
-    /// smallest run, and are one run per product on one thread.
+    /// never span two products, shrink from 1 / threads of the work down to the smallest run,
+    /// and are one run per product on one thread.
     func testRunsOfTilesCoverEveryTileOnceLargestFirst() {
         let minimum = StreamingQuantizedWeight.minimumTilesPerRun
         for tiles in [[36, 12, 12], [96, 96], [1], [3, 0, 5], [3072], [1, 1, 1]] {
@@ -319,10 +319,14 @@ final class KernelMatrixVectorTests: XCTestCase {
                 if threads == 1 { XCTAssertEqual(runs.count, tiles.filter { $0 > 0 }.count) }
             }
         }
-        // Two threads over 2 × 96 tiles: a quarter of what is left each time (the third run ends
-        // the first product), down to 2.
+        // Two threads over 2 × 96 tiles: half of what is left each time (the first run is the
+        // whole first product), down to 2; the last run is the one tile left.
         let sizes = StreamingQuantizedWeight.runs(tiles: [96, 96], threads: 2).map { $0.tile1 - $0.tile0 }
-        XCTAssertEqual(sizes, [48, 36, 12, 24, 18, 14, 10, 8, 6, 4, 3, 3, 2, 2, 2])
+        XCTAssertEqual(sizes, [96, 48, 24, 12, 6, 3, 2, 1])
+        // Three threads over q, k and v of SmolLM2 (36, 12, 12 tiles): a third of what is left,
+        // cut where a product ends.
+        let qkv = StreamingQuantizedWeight.runs(tiles: [36, 12, 12], threads: 3).map { [$0.product, $0.tile1 - $0.tile0] }
+        XCTAssertEqual(qkv, [[0, 20], [0, 14], [0, 2], [1, 8], [1, 4], [2, 4], [2, 3], [2, 2], [2, 2], [2, 1]])
     }
 
     func run(_ layer: Linear, _ x: [Float], rows: Int, _ context: ComputeContext) -> [Float] {

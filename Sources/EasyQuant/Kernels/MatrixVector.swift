@@ -129,12 +129,15 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     public static let minimumTilesPerRun = 2
 
     /// The runs of whole tiles one parallel step hands out over products of `tiles[i]` tiles
-    /// each (one product, or q, k and v; gate and up), largest first: each run takes a quarter
-    /// of what is left over two threads (1 / (2·threads)), down to `minimumTilesPerRun`, and no
-    /// run spans two products. The threads take runs in this order as they come free, so
-    /// one that starts late or is slowed leaves the small last runs to the others and both
+    /// each (one product, or q, k and v; gate and up), largest first: each run takes
+    /// 1 / threads of what is left (OpenMP's "guided" schedule), down to `minimumTilesPerRun`,
+    /// and no run spans two products. The threads take runs in this order as they come free,
+    /// so one that starts late or is slowed leaves the small last runs to the others and both
     /// end within about one small run of each other (with equal runs, one could wait for the
-    /// other's whole last run).
+    /// other's whole last run). Why not smaller runs: each run is a new stream of reads from
+    /// memory, which the core's prefetchers pick up only after its first misses; runs of a
+    /// quarter of what is left (1 / (2·threads)) made about twice as many of them, and decoding
+    /// the SmolLM2 4-bit file was slower in 9 of 10 alternating runs (docs/BENCHMARKS.md).
     public static func runs(tiles: [Int], threads: Int) -> [eqk_gemv_run] {
         var runs: [eqk_gemv_run] = []
         appendRuns(tiles: tiles.count, { tiles[$0] }, threads: threads, to: &runs)
@@ -150,7 +153,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         while left > 0 {
             while start == tiles(product) { product += 1; start = 0 }
             let size = threads <= 1 ? tiles(product)
-                : min(max(minimumTilesPerRun, (left + 2 * threads - 1) / (2 * threads)), tiles(product) - start)
+                : min(max(minimumTilesPerRun, (left + threads - 1) / threads), tiles(product) - start)
             runs.append(eqk_gemv_run(product: product, tile0: start, tile1: start + size))
             start += size; left -= size
         }
