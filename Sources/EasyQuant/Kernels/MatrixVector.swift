@@ -137,7 +137,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// other's whole last run). Why not smaller runs: each run is a new stream of reads from
     /// memory, which the core's prefetchers pick up only after its first misses; runs of a
     /// quarter of what is left (1 / (2·threads)) made about twice as many of them, and decoding
-    /// the SmolLM2 4-bit file was slower in 9 of 10 alternating runs (docs/BENCHMARKS.md).
+    /// the SmolLM2 4-bit file was slower in all 10 alternating runs (docs/BENCHMARKS.md).
     public static func runs(tiles: [Int], threads: Int) -> [eqk_gemv_run] {
         var runs: [eqk_gemv_run] = []
         appendRuns(tiles: tiles.count, { tiles[$0] }, threads: threads, to: &runs)
