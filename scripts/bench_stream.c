@@ -3,7 +3,13 @@
 // (pthreads, each thread its own contiguous part, clocked from the first worker's start to
 // the last one's end), the median of 15 passes. Bytes counted as STREAM counts them: 3 arrays
 // for the triad (no write-allocate traffic), 1 for the read. The arrays ask for 2 MiB pages (madvise MADV_HUGEPAGE), as eqgen's weights do:
-// through 4 KiB pages this virtual machine reads markedly slower. Prints one JSON object.
+// through 4 KiB pages this virtual machine reads markedly slower. With 2 threads or more it
+// also times how long one cache line takes to go from one core to another and back (two
+// threads handing a counter to each other), the median of 15 passes of 100,000 round trips
+// (each after 20,000 untimed ones: a new thread at first runs slower, as if not yet settled):
+// on this virtual machine that tells where its two virtual CPUs sit at the moment, on cores
+// that share a die (about 120 ns) or on cores of different dies, which are farther apart
+// (300–400 ns) and each have their own path to memory. Prints one JSON object.
 //     cc -O2 -march=native -pthread bench_stream.c -o bench_stream && ./bench_stream [MiB per array] [threads...]
 #include <pthread.h>
 #include <stdatomic.h>
@@ -73,6 +79,36 @@ static double pass(int kind, int threads, double *sink) {
     return last - first;
 }
 
+// The line two threads hand to each other: odd values are the first thread's turn to be
+// answered, even ones the second's.
+static _Alignas(64) atomic_long baton;
+enum { WARM_UP = 20000, ROUND_TRIPS = WARM_UP + 100000 };
+
+static void *answer(void *arg) {
+    (void)arg;
+    for (long i = 1; i <= ROUND_TRIPS; i++) {
+        while (atomic_load_explicit(&baton, memory_order_acquire) != 2 * i - 1) {}
+        atomic_store_explicit(&baton, 2 * i, memory_order_release);
+    }
+    return NULL;
+}
+
+// Nanoseconds of one round trip of a cache line between two threads, over ROUND_TRIPS.
+static double round_trip(void) {
+    pthread_t tid;
+    atomic_store(&baton, 0);
+    pthread_create(&tid, NULL, answer, NULL);
+    double start = 0;
+    for (long i = 1; i <= ROUND_TRIPS; i++) {
+        if (i == WARM_UP + 1) start = now();
+        atomic_store_explicit(&baton, 2 * i - 1, memory_order_release);
+        while (atomic_load_explicit(&baton, memory_order_acquire) != 2 * i) {}
+    }
+    double seconds = now() - start;
+    pthread_join(tid, NULL);
+    return seconds / (ROUND_TRIPS - WARM_UP) * 1e9;
+}
+
 static int by_value(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
@@ -104,9 +140,16 @@ int main(int argc, char **argv) {
         qsort(times[0], PASSES, sizeof(double), by_value);
         qsort(times[1], PASSES, sizeof(double), by_value);
         double median[2] = {times[0][PASSES / 2], times[1][PASSES / 2]};
-        printf("%s{\"threads\": %d, \"triad_gb_s\": %.2f, \"read_gb_s\": %.2f, \"read_best_gb_s\": %.2f}", first ? "" : ", ", threads,
+        printf("%s{\"threads\": %d, \"triad_gb_s\": %.2f, \"read_gb_s\": %.2f, \"read_best_gb_s\": %.2f", first ? "" : ", ", threads,
                3.0 * n * sizeof(double) / median[0] / 1e9, 1.0 * n * sizeof(double) / median[1] / 1e9,
                1.0 * n * sizeof(double) / times[1][0] / 1e9);
+        if (threads >= 2) {
+            double trips[PASSES];
+            for (int rep = 0; rep < PASSES; rep++) trips[rep] = round_trip();
+            qsort(trips, PASSES, sizeof(double), by_value);
+            printf(", \"core_round_trip_ns\": %.0f", trips[PASSES / 2]);
+        }
+        printf("}");
         first = 0;
     }
     printf("], \"check\": %g}\n", sink > 0 ? 1.0 : 0.0);
