@@ -143,3 +143,25 @@ int eqt_pool_run(eqt_pool *p, size_t count, eqt_body body, void *context) {
     atomic_store(&p->busy, 0);
     return 1;
 }
+
+/// eqt_pool_shared's pools by thread count, and the thread counts whose workers did not start.
+#define EQT_MAX_THREADS 256
+static _Atomic(eqt_pool *) eqt_shared[EQT_MAX_THREADS + 1];
+static atomic_bool eqt_shared_failed[EQT_MAX_THREADS + 1];
+static pthread_mutex_t eqt_shared_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+eqt_pool *eqt_pool_shared(int threads) {
+    if (threads < 2 || threads > EQT_MAX_THREADS) return NULL;
+    eqt_pool *p = atomic_load_explicit(&eqt_shared[threads], memory_order_acquire);
+    if (p != NULL || atomic_load_explicit(&eqt_shared_failed[threads], memory_order_relaxed)) return p;
+    // First use: made under the mutex, so that two threads asking at once start one pool.
+    pthread_mutex_lock(&eqt_shared_mutex);
+    p = atomic_load_explicit(&eqt_shared[threads], memory_order_relaxed);
+    if (p == NULL && !atomic_load_explicit(&eqt_shared_failed[threads], memory_order_relaxed)) {
+        p = eqt_pool_create(threads - 1);
+        if (p == NULL) atomic_store_explicit(&eqt_shared_failed[threads], 1, memory_order_relaxed);
+        else atomic_store_explicit(&eqt_shared[threads], p, memory_order_release);
+    }
+    pthread_mutex_unlock(&eqt_shared_mutex);
+    return p;
+}

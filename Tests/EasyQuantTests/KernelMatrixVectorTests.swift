@@ -144,11 +144,26 @@ final class KernelMatrixVectorTests: XCTestCase {
                             QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: min(k, outputIsRows ? w.blockColumns : w.blockRows),
                                                  withSums: w.zeroPoints != nil, threads: 1)
                         }
+                        // The same codes with their sums per group of the weight (which the packed
+                        // product then reads instead of summing), and with sums per group of 8 more
+                        // or of 5 inputs (which it cannot use, and sums itself: with k = 96 and
+                        // groups of 32, groups of 40 are as many but cut elsewhere).
+                        let group = min(k, outputIsRows ? w.blockColumns : w.blockRows)
+                        let withSums = [group, group + 8, 5].map { size in
+                            x.withUnsafeBufferPointer {
+                                QuantizedActivations($0.baseAddress!, rows: 1, columns: k, groupSize: size, withSums: true, threads: 1)
+                            }
+                        }
                         for threads in [1, 2] {
                             var a = [Float](repeating: .nan, count: n), b = [Float](repeating: .nan, count: n)
                             a.withUnsafeMutableBufferPointer { widened.multiply(xq, bias: nil, into: $0.baseAddress!, threads: threads) }
                             b.withUnsafeMutableBufferPointer { packed.multiply(xq, bias: nil, into: $0.baseAddress!, threads: threads) }
                             XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), label)
+                            for xs in withSums where w.zeroPoints == nil || xs.groupSize == group {
+                                var c = [Float](repeating: .nan, count: n)
+                                c.withUnsafeMutableBufferPointer { packed.multiply(xs, bias: nil, into: $0.baseAddress!, threads: threads) }
+                                XCTAssertEqual(a.map(\.bitPattern), c.map(\.bitPattern), "\(label), activation sums per \(xs.groupSize)")
+                            }
                         }
                         if k >= 96 {
                             // Half the code bytes (blocks of 8 inputs instead of 4 padded); the per-group

@@ -27,6 +27,12 @@ typedef void (*eqt_body)(void *context, size_t index);
 /// thread cannot be started. Pools live as long as the process.
 eqt_pool *eqt_pool_create(int helpers);
 
+/// The process's pool for `threads` threads in all (threads − 1 workers, 2 ≤ threads ≤ 256),
+/// made on first use and kept; NULL when threads is out of that range or its workers could
+/// not start (remembered: not tried again). After the first call for a thread count, one
+/// atomic load: decoding asks for it at every step.
+eqt_pool *eqt_pool_shared(int threads);
+
 /// Runs body(context, i) for every i in 0 ..< count on the calling thread and the pool's
 /// workers, and returns 1 when all calls have returned. Returns 0 at once, running nothing,
 /// when the pool is already running a step (a nested call, or another thread's): the

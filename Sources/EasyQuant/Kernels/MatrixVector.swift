@@ -140,13 +140,13 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     /// the SmolLM2 4-bit file was slower in all 10 alternating runs (docs/BENCHMARKS.md).
     public static func runs(tiles: [Int], threads: Int) -> [eqk_gemv_run] {
         var runs: [eqk_gemv_run] = []
-        appendRuns(tiles: tiles.count, { tiles[$0] }, threads: threads, to: &runs)
+        appendRuns(tiles: tiles.count, { tiles[$0] }, threads: threads) { runs.append($0) }
         return runs
     }
 
-    /// `runs(tiles:threads:)` for products whose tile counts `tiles(i)` gives, appended to `runs`.
+    /// `runs(tiles:threads:)` for products whose tile counts `tiles(i)` gives, each passed to `emit` in order.
     @inline(__always)
-    static func appendRuns(tiles products: Int, _ tiles: (Int) -> Int, threads: Int, to runs: inout [eqk_gemv_run]) {
+    static func appendRuns(tiles products: Int, _ tiles: (Int) -> Int, threads: Int, _ emit: (eqk_gemv_run) -> Void) {
         var left = 0
         for i in 0..<products { left += tiles(i) }
         var product = 0, start = 0
@@ -154,7 +154,7 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
             while start == tiles(product) { product += 1; start = 0 }
             let size = threads <= 1 ? tiles(product)
                 : min(max(minimumTilesPerRun, (left + threads - 1) / threads), tiles(product) - start)
-            runs.append(eqk_gemv_run(product: product, tile0: start, tile1: start + size))
+            emit(eqk_gemv_run(product: product, tile0: start, tile1: start + size))
             start += size; left -= size
         }
     }
@@ -195,11 +195,13 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
         }
         let padded = UnsafePointer(ownCodes ?? x.codes)
         // Packed nibbles need Σ of x's codes per group (code = nibble − offset); these are the
-        // integers x.sums holds when it has them.
-        let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles ? .allocate(capacity: m * groups) : nil
+        // integers x.sums holds when it has them for this weight's groups (the padding adds
+        // zeros), else they are summed here.
+        let sumsFit = x.sums != nil && x.groups == groups && (groups == 1 || x.groupSize == groupQuads * 4)
+        let ownSums: UnsafeMutablePointer<Int32>? = packedNibbles && !sumsFit ? .allocate(capacity: m * groups) : nil
         if let ownSums { eqk_sum_groups_s8(padded, m, width, inputs, groupQuads * 4, ownSums) }
         let (sums, sumStride) = ownSums.map { (UnsafePointer($0), groups) }
-            ?? (zeros == nil ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
+            ?? (zeros == nil && !packedNibbles ? (nil, 0) : (UnsafePointer(x.sums!), x.groups))
         return PreparedRows(rows: m, width: width, codes: padded, ownCodes: ownCodes, ownSums: ownSums, sums: sums, sumStride: sumStride,
                             scales: UnsafePointer(x.scales))
     }
@@ -236,31 +238,38 @@ public final class StreamingQuantizedWeight: @unchecked Sendable {
     static func multiply(_ products: [(weight: StreamingQuantizedWeight, x: QuantizedActivations, y: UnsafeMutablePointer<Float>)],
                          biases: [UnsafePointer<Float>?]? = nil, threads: Int) {
         // Plain values only from here on (pointers and sizes; `products` keeps the weights
-        // and activations alive), so that a step costs no reference counting.
-        var descriptors: [eqk_gemv_product] = []
-        descriptors.reserveCapacity(products.count)
-        var owned: [PreparedRows] = []
-        owned.reserveCapacity(products.count)
-        defer { for rows in owned { rows.deallocate() } }
-        var last: PreparedRows? = nil
-        for i in products.indices {
-            let (weight, x, y) = products[i]
-            let rows: PreparedRows
-            if let last, i > 0, products[i - 1].x === x, weight.preparesRowsLike(products[i - 1].weight) {
-                rows = last
-            } else {
-                rows = weight.prepare(x); owned.append(rows)
-            }
-            last = rows
-            descriptors.append(weight.product(rows, bias: biases?[i] ?? nil, into: y))
-        }
-        var runs: [eqk_gemv_run] = []
-        appendRuns(tiles: products.count, { products[$0].weight.tiles }, threads: threads, to: &runs)
-        withExtendedLifetime(products) {
-            descriptors.withUnsafeBufferPointer { d in
-                runs.withUnsafeBufferPointer { r in
-                    var step = eqk_gemv_step(products: d.baseAddress, runs: r.baseAddress)
-                    withUnsafeMutablePointer(to: &step) { Parallel.forEach(r.count, threads: threads, body: eqk_gemv_step_run, context: $0) }
+        // and activations alive), in memory borrowed for the call, so that a step costs no
+        // reference counting and no allocation.
+        let count = products.count
+        // Guided runs are at least minimumTilesPerRun tiles, but for one cut short at each end of a product.
+        var runCapacity = 0
+        for product in products { runCapacity += product.weight.tiles / minimumTilesPerRun + 2 }
+        withUnsafeTemporaryAllocation(of: eqk_gemv_product.self, capacity: count) { descriptors in
+            withUnsafeTemporaryAllocation(of: PreparedRows.self, capacity: count) { prepared in
+                withUnsafeTemporaryAllocation(of: eqk_gemv_run.self, capacity: runCapacity) { runs in
+                    // prepared[0 ..< made] are this call's own preparations, freed at the end.
+                    var made = 0
+                    defer { for i in 0..<made { prepared[i].deallocate() } }
+                    for i in 0..<count {
+                        let (weight, x, y) = products[i]
+                        if made == 0 || products[i - 1].x !== x || !weight.preparesRowsLike(products[i - 1].weight) {
+                            prepared.initializeElement(at: made, to: weight.prepare(x))
+                            made += 1
+                        }
+                        descriptors.initializeElement(at: i, to: weight.product(prepared[made - 1], bias: biases?[i] ?? nil, into: y))
+                    }
+                    var runCount = 0
+                    appendRuns(tiles: count, { products[$0].weight.tiles }, threads: threads) { run in
+                        precondition(runCount < runCapacity, "more runs than a step has room for")
+                        runs.initializeElement(at: runCount, to: run)
+                        runCount += 1
+                    }
+                    withExtendedLifetime(products) {
+                        var step = eqk_gemv_step(products: descriptors.baseAddress, runs: runs.baseAddress)
+                        withUnsafeMutablePointer(to: &step) {
+                            Parallel.forEach(runCount, threads: threads, body: eqk_gemv_step_run, context: $0)
+                        }
+                    }
                 }
             }
         }

@@ -92,7 +92,8 @@ public struct Linear: Sendable {
         case (.quantized(let w), .f32):
             forwardDequantizing(w, x, m, y, context)
         case (.quantized(let w), .int8):
-            let xq = QuantizedActivations(x, rows: m, columns: inFeatures, groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads)
+            let xq = QuantizedActivations(x, rows: m, columns: inFeatures, groupSize: kBlock(w), withSums: needsSums(w, rows: m),
+                                          threads: context.threads)
             forwardInt8(w, xq, y, context)
         }
     }
@@ -106,7 +107,15 @@ public struct Linear: Sendable {
         guard case .quantized(let w) = weight, context.mode == .int8, outliers == nil || outliers!.count == 0 else {
             return forward(input.x, rows: input.rows, into: y, context: context)
         }
-        forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads), y, context)
+        forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: needsSums(w, rows: input.rows), threads: context.threads), y, context)
+    }
+
+    /// Whether the int8 product of `rows` rows needs the activations' code sums per group:
+    /// for zero points, and for the batch-1 kernel over packed nibbles (code = nibble − offset).
+    func needsSums(_ w: QuantizedWeight, rows: Int) -> Bool {
+        if w.zeroPoints != nil { return true }
+        let streaming = rows == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows)
+        return streaming?.packedNibbles == true
     }
 
     /// Makes every quantized layer's batch-1 layout the only copy of its weight
@@ -144,7 +153,8 @@ public struct Linear: Sendable {
             for (layer, y) in layers {
                 guard case .quantized(let w) = layer.weight, layer.outliers == nil || layer.outliers!.count == 0,
                       layer.inFeatures == input.columns, let streaming = w.streaming(outputIsRows: layer.outputIsRows) else { break }
-                products.append((streaming, input.quantized(groupSize: layer.kBlock(w), withSums: w.zeroPoints != nil, threads: context.threads), y))
+                products.append((streaming, input.quantized(groupSize: layer.kBlock(w), withSums: w.zeroPoints != nil || streaming.packedNibbles,
+                                                            threads: context.threads), y))
             }
         }
         guard !layers.isEmpty, products.count == layers.count else {
@@ -308,22 +318,28 @@ public final class QuantizedActivations: @unchecked Sendable {
     public let columns: Int
     public let codes: UnsafeMutablePointer<Int8>
     public let scales: UnsafeMutablePointer<Float>
+    /// Inputs per block the sums are taken over, and blocks per row.
+    public let groupSize: Int
     public let groups: Int
     public let sums: UnsafeMutablePointer<Int32>?
+    /// One allocation holds the scales, the sums and the codes (decoding makes one of these
+    /// for every product: one allocation, not three).
+    private let memory: UnsafeMutableRawPointer
 
     public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int, groupSize: Int, withSums: Bool, threads: Int) {
         self.rows = rows; self.columns = columns
-        codes = .allocate(capacity: max(1, rows * columns))
-        scales = .allocate(capacity: max(1, rows))
-        groups = (columns + groupSize - 1) / max(1, groupSize)
-        sums = withSums ? .allocate(capacity: max(1, rows * groups)) : nil
+        self.groupSize = max(1, groupSize)
+        groups = (columns + self.groupSize - 1) / self.groupSize
+        let scaleBytes = max(1, rows) * 4, sumBytes = withSums ? max(1, rows * groups) * 4 : 0
+        memory = .allocate(byteCount: scaleBytes + sumBytes + max(1, rows * columns), alignment: 64)
+        scales = memory.bindMemory(to: Float.self, capacity: max(1, rows))
+        sums = withSums ? (memory + scaleBytes).bindMemory(to: Int32.self, capacity: max(1, rows * groups)) : nil
+        codes = (memory + scaleBytes + sumBytes).bindMemory(to: Int8.self, capacity: max(1, rows * columns))
         VectorOps.quantizeRowsInt8(x, rows: rows, cols: columns, out: codes, scales: scales, groupSums: sums,
-                                   groupSize: max(1, groupSize), threads: threads)
+                                   groupSize: self.groupSize, threads: threads)
     }
 
-    deinit {
-        codes.deallocate(); scales.deallocate(); sums?.deallocate()
-    }
+    deinit { memory.deallocate() }
 }
 
 /// An input that several linears read (q, k and v read one normalised row; gate and up
@@ -333,8 +349,11 @@ public final class SharedInput {
     public let x: UnsafePointer<Float>
     public let rows: Int
     public let columns: Int
-    /// By group size: one or two entries, so a list (a dictionary cost more per decode step).
-    private var quantized: [(groupSize: Int, activations: QuantizedActivations)] = []
+    /// By group size: decoding's inputs are read with one group size, rarely two, so two
+    /// slots and a list for more (an array or dictionary cost an allocation per decode step).
+    private var first: QuantizedActivations?
+    private var second: QuantizedActivations?
+    private var more: [QuantizedActivations] = []
 
     /// `rows` × `columns` floats at `x`, which must stay valid and unchanged while this is used.
     public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int) {
@@ -345,10 +364,17 @@ public final class SharedInput {
     /// The activations quantized for blocks of `groupSize` inputs (code sums included when
     /// asked for, or when an earlier caller asked for them), made on first use.
     func quantized(groupSize: Int, withSums: Bool, threads: Int) -> QuantizedActivations {
-        let index = quantized.firstIndex { $0.groupSize == groupSize }
-        if let index, quantized[index].activations.sums != nil || !withSums { return quantized[index].activations }
-        let q = QuantizedActivations(x, rows: rows, columns: columns, groupSize: groupSize, withSums: withSums, threads: threads)
-        if let index { quantized[index].activations = q } else { quantized.append((groupSize, q)) }
+        let size = max(1, groupSize)
+        func fits(_ q: QuantizedActivations?) -> Bool { q != nil && q!.groupSize == size && (q!.sums != nil || !withSums) }
+        if fits(first) { return first! }
+        if fits(second) { return second! }
+        if let q = more.first(where: fits) { return q }
+        // Made anew (with sums when asked for), in place of one of this group size without them.
+        let q = QuantizedActivations(x, rows: rows, columns: columns, groupSize: size, withSums: withSums, threads: threads)
+        if first == nil || first!.groupSize == size { first = q }
+        else if second == nil || second!.groupSize == size { second = q }
+        else if let i = more.firstIndex(where: { $0.groupSize == size }) { more[i] = q }
+        else { more.append(q) }
         return q
     }
 }

@@ -23,7 +23,7 @@ public enum Parallel {
         }
         // One pool per thread count the tools asked for (not per step size), so that a
         // small step does not start a second set of polling helpers.
-        if WorkerPool.forThreads(threads)?.run(count, body) == true { return }
+        if WorkerPool.run(count, threads: threads, body) { return }
         let lock = Lock()
         var next = 0
         withoutActuallyEscaping(body) { body in
@@ -45,7 +45,7 @@ public enum Parallel {
     public static func forEach(_ count: Int, threads: Int = defaultThreads, body: eqt_body,
                                context: UnsafeMutableRawPointer) {
         if count == 0 { return }
-        if min(threads, count) > 1, WorkerPool.forThreads(threads)?.run(count, body: body, context: context) == true { return }
+        if min(threads, count) > 1, WorkerPool.run(count, threads: threads, body: body, context: context) { return }
         forEach(count, threads: threads) { body(context, $0) }
     }
 
@@ -80,32 +80,15 @@ public enum Parallel {
 
 /// `threads − 1` helper threads that run the steps of `Parallel` with the calling thread
 /// (Sources/CThreads: they poll for 200 µs after each step, then sleep). One pool per
-/// thread count asked for, made on first use and kept for the process.
-final class WorkerPool: @unchecked Sendable {
-    private let pool: OpaquePointer
-
-    private init?(helpers: Int) {
-        guard let pool = eqt_pool_create(Int32(helpers)) else { return nil }
-        self.pool = pool
-    }
-
-    private static let lock = Lock()
-    nonisolated(unsafe) private static var pools: [Int: WorkerPool?] = [:]
-
-    /// The pool for `threads` threads (the caller included), or nil when threads cannot start.
-    static func forThreads(_ threads: Int) -> WorkerPool? {
-        lock.withLock {
-            if let pool = pools[threads] { return pool }
-            let pool = WorkerPool(helpers: threads - 1)
-            pools[threads] = pool
-            return pool
-        }
-    }
-
-    /// Runs the C function body(context, i) for i in 0..<count on this thread and the
-    /// helpers; false, having run nothing, when the pool is running another step.
-    func run(_ count: Int, body: eqt_body, context: UnsafeMutableRawPointer) -> Bool {
-        eqt_pool_run(pool, count, body, context) != 0
+/// thread count asked for, made on first use and kept for the process (`eqt_pool_shared`:
+/// after the first step, finding it is one atomic load).
+enum WorkerPool {
+    /// Runs the C function body(context, i) for i in 0..<count on this thread and the helpers
+    /// of the pool for `threads`; false, having run nothing, when there is no such pool or it
+    /// is running another step.
+    static func run(_ count: Int, threads: Int, body: eqt_body, context: UnsafeMutableRawPointer) -> Bool {
+        guard let pool = eqt_pool_shared(Int32(clamping: threads)) else { return false }
+        return eqt_pool_run(pool, count, body, context) != 0
     }
 
     /// The closure a step calls, passed to C as its context.
@@ -114,10 +97,12 @@ final class WorkerPool: @unchecked Sendable {
         init(_ body: @escaping (Int) -> Void) { self.body = body }
     }
 
-    /// Runs body(i) for i in 0..<count on this thread and the helpers; false, having run
-    /// nothing, when the pool is running another step.
-    func run(_ count: Int, _ body: (Int) -> Void) -> Bool {
-        withoutActuallyEscaping(body) { body in
+    /// Runs body(i) for i in 0..<count on this thread and the helpers of the pool for
+    /// `threads`; false, having run nothing, when there is no such pool or it is running
+    /// another step.
+    static func run(_ count: Int, threads: Int, _ body: (Int) -> Void) -> Bool {
+        guard let pool = eqt_pool_shared(Int32(clamping: threads)) else { return false }
+        return withoutActuallyEscaping(body) { body in
             let step = Step(body)
             return withExtendedLifetime(step) {
                 eqt_pool_run(pool, count, { context, index in
