@@ -39,6 +39,8 @@ struct eqt_slot {
 
 struct eqt_pool {
     atomic_int busy;           // 1 while a step runs (taken by compare-and-swap)
+    uint64_t last_end;         // when the calling thread's last step ended (counting only),
+    unsigned last_epoch;       // in which counting (eqt_epoch) it was taken
     _Atomic uint64_t state;    // tag | count | next
     atomic_size_t done;        // indices of the current step whose call has returned
     atomic_int sleepers;       // workers waiting on `wake`
@@ -59,6 +61,25 @@ static uint64_t eqt_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/// eqt_stats_count's switch and counters (relaxed: they only add up).
+static atomic_int eqt_counting;
+static atomic_uint eqt_epoch;  // one more at every start, so that no pool counts from a step of an earlier one
+static atomic_ullong eqt_steps, eqt_between_ns, eqt_busy_ns, eqt_wait_ns;
+
+void eqt_stats_count(int on) {
+    if (on) {
+        atomic_fetch_add(&eqt_epoch, 1);
+        atomic_store(&eqt_steps, 0); atomic_store(&eqt_between_ns, 0);
+        atomic_store(&eqt_busy_ns, 0); atomic_store(&eqt_wait_ns, 0);
+    }
+    atomic_store(&eqt_counting, on != 0);
+}
+
+eqt_stats eqt_stats_read(void) {
+    return (eqt_stats){atomic_load(&eqt_steps), atomic_load(&eqt_between_ns), atomic_load(&eqt_busy_ns),
+                       atomic_load(&eqt_wait_ns)};
 }
 
 /// Takes and runs indices of the step tagged `tag` until none are left (or it is over).
@@ -82,6 +103,8 @@ static void eqt_work(eqt_pool *p, uint64_t tag) {
 static void *eqt_worker(void *arg) {
     eqt_pool *p = arg;
     uint64_t seen = eqt_tag(atomic_load(&p->state));
+    uint64_t idle_since = 0;  // when this worker last finished a step (counting only),
+    unsigned idle_epoch = 0;  // in which counting
     for (;;) {
         // Poll for the next step, then sleep.
         uint64_t start = eqt_now();
@@ -98,7 +121,19 @@ static void *eqt_worker(void *arg) {
             }
         }
         seen = eqt_tag(atomic_load(&p->state));
-        eqt_work(p, seen);
+        if (atomic_load_explicit(&eqt_counting, memory_order_relaxed)) {
+            uint64_t start = eqt_now();
+            unsigned epoch = atomic_load_explicit(&eqt_epoch, memory_order_relaxed);
+            if (idle_since != 0 && idle_epoch == epoch)
+                atomic_fetch_add_explicit(&eqt_wait_ns, start - idle_since, memory_order_relaxed);
+            eqt_work(p, seen);
+            idle_since = eqt_now();
+            idle_epoch = epoch;
+            atomic_fetch_add_explicit(&eqt_busy_ns, idle_since - start, memory_order_relaxed);
+        } else {
+            idle_since = 0;
+            eqt_work(p, seen);
+        }
     }
     return NULL;
 }
@@ -127,6 +162,10 @@ int eqt_pool_run(eqt_pool *p, size_t count, eqt_body body, void *context) {
     int idle = 0;
     if (!atomic_compare_exchange_strong(&p->busy, &idle, 1)) return 0;
     if (count == 0) { atomic_store(&p->busy, 0); return 1; }
+    int counting = atomic_load_explicit(&eqt_counting, memory_order_relaxed);
+    unsigned epoch = atomic_load_explicit(&eqt_epoch, memory_order_relaxed);
+    if (counting && p->last_end != 0 && p->last_epoch == epoch)
+        atomic_fetch_add_explicit(&eqt_between_ns, eqt_now() - p->last_end, memory_order_relaxed);
     uint64_t tag = (eqt_tag(atomic_load(&p->state)) + 1) & ((UINT64_C(1) << (64 - 2 * EQT_INDEX_BITS)) - 1);
     struct eqt_slot *slot = &p->slots[tag & 1];
     atomic_store_explicit(&slot->body, body, memory_order_relaxed);
@@ -140,6 +179,13 @@ int eqt_pool_run(eqt_pool *p, size_t count, eqt_body body, void *context) {
     }
     eqt_work(p, tag);
     while (atomic_load_explicit(&p->done, memory_order_acquire) < count) eqt_relax();
+    if (counting) {
+        p->last_end = eqt_now();
+        p->last_epoch = epoch;
+        atomic_fetch_add_explicit(&eqt_steps, 1, memory_order_relaxed);
+    } else {
+        p->last_end = 0;
+    }
     atomic_store(&p->busy, 0);
     return 1;
 }

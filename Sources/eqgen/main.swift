@@ -94,6 +94,14 @@ struct EQGen: ParsableCommand {
             ]
             if profile {
                 fields.append(("profile_seconds", .makeObject(phases.map { ($0.phase.rawValue, .double($0.seconds)) })))
+                if let h = timing?.handOffs {
+                    fields.append(("hand_offs", .makeObject([
+                        ("parallel_steps", JSONValue(h.steps)),
+                        ("seconds_between_steps", .double(h.secondsBetweenSteps)),
+                        ("worker_busy_seconds", .double(h.workerBusySeconds)),
+                        ("worker_wait_seconds", .double(h.workerWaitSeconds)),
+                    ])))
+                }
             }
             print(JSONValue.makeObject(fields).prettyPrinted())
             return
@@ -102,6 +110,11 @@ struct EQGen: ParsableCommand {
         FileHandle.standardError.write(Data(("\n\n" + "\(result.generated.count) tokens in \(Format.duration(result.decodeSeconds)) (\(Format.fixed(result.tokensPerSecond, 1)) tokens/s, stop: \(result.stopReason)); prompt \(result.promptTokens) tokens in \(Format.duration(result.promptSeconds)); KV cache \(Format.fixed(result.kvBytesPerToken / 1024, 1)) KiB per token\n").utf8))
         for (phase, seconds) in phases {
             FileHandle.standardError.write(Data("  \(phase.rawValue): \(Format.duration(seconds))\n".utf8))
+        }
+        if let h = timing?.handOffs, h.steps > 0 {
+            FileHandle.standardError.write(Data(("  \(h.steps) parallel steps; the calling thread between steps \(Format.duration(h.secondsBetweenSteps)) "
+                + "(\(Format.fixed(h.secondsBetweenSteps / Double(h.steps) * 1e6, 2)) µs a step); the worker threads waited "
+                + "\(Format.fixed(100 * h.workerWaitShare, 0))% of their time\n").utf8))
         }
     }
 }

@@ -46,6 +46,36 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    /// `ForwardProfile`'s count of hand-offs: every step, the calling thread's time between
+    /// steps, and the workers' time waiting through it.
+    func testHandOffsAreCounted() throws {
+        let profile = ForwardProfile()
+        profile.startCountingHandOffs()
+        for _ in 0..<5 {
+            // Items of 1 ms: the helper (woken if asleep) takes some of every step.
+            Parallel.forEach(8, threads: 2) { _ in Thread.sleep(forTimeInterval: 0.001) }
+            // The calling thread's own work between steps.
+            Thread.sleep(forTimeInterval: 0.003)
+        }
+        profile.stopCountingHandOffs()
+        Parallel.forEach(8, threads: 2) { _ in }  // after stopping: not counted
+        let h = try XCTUnwrap(profile.handOffs)
+        XCTAssertEqual(h.steps, 5)
+        // Four gaps of at least 3 ms between five steps (the fifth sleep comes after the last).
+        XCTAssertGreaterThanOrEqual(h.secondsBetweenSteps, 0.012)
+        XCTAssertLessThan(h.secondsBetweenSteps, 1)
+        // The helper ran items of 1 ms, and waited through (most of) the four gaps.
+        XCTAssertGreaterThanOrEqual(h.workerBusySeconds, 0.002)
+        XCTAssertGreaterThanOrEqual(h.workerWaitSeconds, 0.008)
+        XCTAssertGreaterThan(h.workerWaitShare, 0)
+        XCTAssertLessThan(h.workerWaitShare, 1)
+        // A new count starts from zero.
+        let again = ForwardProfile()
+        again.startCountingHandOffs()
+        again.stopCountingHandOffs()
+        XCTAssertEqual(again.handOffs?.steps, 0)
+    }
+
     func testNestedAndConcurrentStepsRunEveryIndex() {
         let outer = 8, inner = 50
         let tally = Tally(outer * inner)

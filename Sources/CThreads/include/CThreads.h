@@ -39,6 +39,23 @@ eqt_pool *eqt_pool_shared(int threads);
 /// caller then runs the step another way.
 int eqt_pool_run(eqt_pool *pool, size_t count, eqt_body body, void *context);
 
+/// What the pools' hand-offs cost while counting was on (eqt_stats_count), over all pools:
+/// steps run; the calling threads' time from the end of one step to the start of their
+/// pool's next (their own work between steps, which the workers wait through); and the
+/// workers' time taking and running indices, and waiting (polling or asleep) for a step.
+typedef struct eqt_stats {
+    unsigned long long steps;
+    unsigned long long between_ns;
+    unsigned long long worker_busy_ns;
+    unsigned long long worker_wait_ns;
+} eqt_stats;
+
+/// Starts counting from zero (on != 0), or stops. Off, the pools read no clocks.
+void eqt_stats_count(int on);
+
+/// The counts so far.
+eqt_stats eqt_stats_read(void);
+
 #ifdef __cplusplus
 }
 #endif

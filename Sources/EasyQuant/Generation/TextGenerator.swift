@@ -34,7 +34,7 @@ public struct GenerationResult: Sendable {
 /// Incremental decoding with a KV cache: the prompt in one pass, then one token at a time.
 ///
 /// A profile in the context (`ComputeContext.profile`) measures the decode steps only, not
-/// the prompt.
+/// the prompt, and counts their hand-offs to the worker threads (`ForwardProfile.handOffs`).
 public struct TextGenerator {
     public var model: any CausalLanguageModel
     public var context: ComputeContext
@@ -84,6 +84,8 @@ public struct TextGenerator {
         var hidden = model.decode(input, cache: cache, context: promptContext)
         let promptSeconds = Date().timeIntervalSince(start)
         let decodeStart = Date()
+        context.profile?.startCountingHandOffs()
+        defer { context.profile?.stopCountingHandOffs() }
         while generated.count < maxNewTokens {
             if cache.overflows > 0 {
                 throw ModelError.unsupported(origin: model.origin, reason: "\(cache.overflows) keys or values reached ±65,520 or more, "
