@@ -92,9 +92,10 @@ public struct Linear: Sendable {
         case (.quantized(let w), .f32):
             forwardDequantizing(w, x, m, y, context)
         case (.quantized(let w), .int8):
-            let xq = QuantizedActivations(x, rows: m, columns: inFeatures, groupSize: kBlock(w), withSums: needsSums(w, rows: m),
-                                          threads: context.threads)
-            forwardInt8(w, xq, y, context)
+            let streaming = streamingForm(w, rows: m)
+            let xq = QuantizedActivations(x, rows: m, columns: inFeatures, groupSize: kBlock(w),
+                                          withSums: needsSums(w, streaming), threads: context.threads)
+            forwardInt8(w, xq, y, context, streaming: streaming)
         }
     }
 
@@ -107,15 +108,21 @@ public struct Linear: Sendable {
         guard case .quantized(let w) = weight, context.mode == .int8, outliers == nil || outliers!.count == 0 else {
             return forward(input.x, rows: input.rows, into: y, context: context)
         }
-        forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: needsSums(w, rows: input.rows), threads: context.threads), y, context)
+        let streaming = streamingForm(w, rows: input.rows)
+        forwardInt8(w, input.quantized(groupSize: kBlock(w), withSums: needsSums(w, streaming), threads: context.threads), y, context,
+                    streaming: streaming)
     }
 
-    /// Whether the int8 product of `rows` rows needs the activations' code sums per group:
-    /// for zero points, and for the batch-1 kernel over packed nibbles (code = nibble − offset).
-    func needsSums(_ w: QuantizedWeight, rows: Int) -> Bool {
-        if w.zeroPoints != nil { return true }
-        let streaming = rows == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows)
-        return streaming?.packedNibbles == true
+    /// The batch-1 layout the int8 product of `rows` rows reads: for one row the weight's
+    /// (made on first use), for more only when the codes live there alone; nil for the batch product.
+    func streamingForm(_ w: QuantizedWeight, rows: Int) -> StreamingQuantizedWeight? {
+        rows == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows)
+    }
+
+    /// Whether the int8 product needs the activations' code sums per group: for zero points,
+    /// and for the batch-1 kernel over packed nibbles (code = nibble − offset).
+    func needsSums(_ w: QuantizedWeight, _ streaming: StreamingQuantizedWeight?) -> Bool {
+        w.zeroPoints != nil || streaming?.packedNibbles == true
     }
 
     /// Makes every quantized layer's batch-1 layout the only copy of its weight
@@ -153,7 +160,7 @@ public struct Linear: Sendable {
             for (layer, y) in layers {
                 guard case .quantized(let w) = layer.weight, layer.outliers == nil || layer.outliers!.count == 0,
                       layer.inFeatures == input.columns, let streaming = w.streaming(outputIsRows: layer.outputIsRows) else { break }
-                products.append((streaming, input.quantized(groupSize: layer.kBlock(w), withSums: w.zeroPoints != nil || streaming.packedNibbles,
+                products.append((streaming, input.quantized(groupSize: layer.kBlock(w), withSums: layer.needsSums(w, streaming),
                                                             threads: context.threads), y))
             }
         }
@@ -218,7 +225,7 @@ public struct Linear: Sendable {
     /// multiplied there, side by side on all threads; the weight is never expanded whole.
     private func forwardDequantizing(_ w: QuantizedWeight, _ x: UnsafePointer<Float>, _ m: Int,
                                      _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
-        if let streaming = m == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows) {
+        if let streaming = streamingForm(w, rows: m) {
             // One token (or the codes live only in the streaming layout): read there, nothing expanded.
             if let bias {
                 bias.withUnsafeBufferPointer { streaming.multiply(floats: x, rows: m, bias: $0.baseAddress!, into: y, threads: context.threads) }
@@ -252,13 +259,14 @@ public struct Linear: Sendable {
     /// scale, an exact int8 product, then y += sx·sw·(C − z·Σxq) (+ bias). Rows go in
     /// blocks of `rowBlock` so that a piece's int32 products stay in the core's cache
     /// between the product and the rescale.
-    func forwardInt8(_ w: QuantizedWeight, _ xq: QuantizedActivations, _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext) {
+    func forwardInt8(_ w: QuantizedWeight, _ xq: QuantizedActivations, _ y: UnsafeMutablePointer<Float>, _ context: ComputeContext,
+                     streaming: StreamingQuantizedWeight?) {
         let n = outFeatures, k = inFeatures, m = xq.rows
         precondition(xq.columns == k, "activations of \(xq.columns) columns for a layer of \(k) inputs")
         let kb = kBlock(w)
         let kBlocks = (k + kb - 1) / kb
         precondition(w.zeroPoints == nil || (xq.sums != nil && xq.groups == kBlocks), "activation code sums do not fit the weight's blocks")
-        if let streaming = m == 1 ? w.streaming(outputIsRows: outputIsRows) : w.streamedForm(outputIsRows: outputIsRows) {
+        if let streaming {
             // One token, or the codes live only in the streaming layout: the matrix × vector
             // kernel over it, row by row (the same result).
             if let bias {
@@ -350,10 +358,10 @@ public final class SharedInput {
     public let rows: Int
     public let columns: Int
     /// By group size: decoding's inputs are read with one group size, rarely two, so two
-    /// slots and a list for more (an array or dictionary cost an allocation per decode step).
+    /// slots (an array or dictionary cost an allocation per decode step); a third size takes
+    /// the second slot.
     private var first: QuantizedActivations?
     private var second: QuantizedActivations?
-    private var more: [QuantizedActivations] = []
 
     /// `rows` × `columns` floats at `x`, which must stay valid and unchanged while this is used.
     public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int) {
@@ -368,13 +376,9 @@ public final class SharedInput {
         func fits(_ q: QuantizedActivations?) -> Bool { q != nil && q!.groupSize == size && (q!.sums != nil || !withSums) }
         if fits(first) { return first! }
         if fits(second) { return second! }
-        if let q = more.first(where: fits) { return q }
         // Made anew (with sums when asked for), in place of one of this group size without them.
         let q = QuantizedActivations(x, rows: rows, columns: columns, groupSize: size, withSums: withSums, threads: threads)
-        if first == nil || first!.groupSize == size { first = q }
-        else if second == nil || second!.groupSize == size { second = q }
-        else if let i = more.firstIndex(where: { $0.groupSize == size }) { more[i] = q }
-        else { more.append(q) }
+        if first == nil || first!.groupSize == size { first = q } else { second = q }
         return q
     }
 }
